@@ -1,0 +1,37 @@
+from setuptools import find_packages, setup
+
+# torch: a range that the CPU wheel torch==2.13.0 satisfies, so a CPU machine that has it
+# installs nothing more; GPU machines get the CUDA build of the same range.
+INSTALL_REQUIRES = [
+    "torch>=2.6,<2.14",
+    "lightning>=2.6,<2.7",
+    "transformers>=5.0,<6",
+    "peft>=0.17",
+    "bitsandbytes>=0.46",
+    "diffusers>=0.35",
+    "hydra-core>=1.3,<1.4",
+    "omegaconf>=2.3",
+    "webdataset>=1.0,<2",
+    "decord>=0.6",
+    "av>=14",
+    "tensorboard>=2.16",
+    "numpy>=1.26",
+    "scipy>=1.11",
+    "pillow>=10",
+]
+
+DEV_REQUIRES = [
+    "pytest>=8",
+    "ruff==0.17.6",
+]
+
+setup(
+    name="unified_reward",
+    version="0.1.0",
+    description="Unified multimodal reward models, preference-data filtering and DPO with Lightning + Hydra",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"dev": DEV_REQUIRES},
+)

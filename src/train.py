@@ -1,0 +1,88 @@
+"""Train (and test) whatever the Hydra config composes: a datamodule, a LightningModule, a trainer.
+
+    python src/train.py experiment=reward_joint
+    python src/train.py -m experiment=reward_joint,reward_image_generation seed=1,2,3
+    python src/train.py experiment=reward_joint ckpt_path=logs/train/runs/<time>/checkpoints/last.ckpt
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without `pip install -e .`
+
+log = logging.getLogger("train")
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    if not group:
+        return []
+    return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {name: float(value) for name, value in sorted(metrics.items())}
+
+
+def _print_table(title: str, metrics: dict[str, float]) -> None:
+    if not metrics:
+        return
+    width = max(len(name) for name in metrics)
+    print(f"\n{title}")
+    for name, value in metrics.items():
+        print(f"  {name:<{width}}  {value:.4f}")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    if cfg.get("module") is None:
+        raise SystemExit(
+            "No LightningModule is configured. Pick an experiment, e.g. `python src/train.py experiment=reward_joint`, "
+            "or a module group, e.g. `module=reward_sft`."
+        )
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    module = hydra.utils.instantiate(cfg.module)
+    collate = getattr(module, "collate", None)
+    if callable(collate):
+        datamodule.collate_fn = collate
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=_instantiate_all(cfg.get("logger")) or False
+    )
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    metrics: dict[str, float] = {}
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(_scalar_metrics(trainer.callback_metrics))
+    if cfg.test:
+        trainer.test(module, datamodule=datamodule, ckpt_path=None if cfg.train else cfg.get("ckpt_path"))
+        test_metrics = _scalar_metrics({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        metrics.update(test_metrics)
+        _print_table("test metrics", test_metrics)
+    skipped = datamodule.skipped() if hasattr(datamodule, "skipped") else {}
+    if trainer.is_global_zero:
+        output_dir = Path(cfg.paths.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "metrics.json").write_text(json.dumps({"metrics": metrics, "skipped": skipped}, indent=2))
+        log.info("metrics written to %s", output_dir / "metrics.json")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    objective = cfg.get("objective")
+    return metrics.get(objective) if objective else None
+
+
+if __name__ == "__main__":
+    main()

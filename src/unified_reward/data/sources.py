@@ -1,0 +1,78 @@
+"""Where a datamodule's shards come from: a local shard-set folder, explicit URLs, or the synthetic world.
+
+A source answers `streams(split) -> {stream name: [shard urls]}`; `prepare()` does one-time work
+(generating the synthetic world) and runs once per node before training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import braceexpand
+
+from unified_reward.data.shards import read_manifest
+from unified_reward.data.synthetic.world import WorldConfig, ensure_world
+
+
+class ShardSource(Protocol):
+    def prepare(self) -> None: ...
+
+    def streams(self, split: str) -> dict[str, list[str]]: ...
+
+
+class ShardFolder:
+    """A local folder `root/<split>/` written by `ShardSetWriter` (streams listed in its manifest)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def prepare(self) -> None:
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"shard folder {self.root} does not exist")
+
+    def streams(self, split: str) -> dict[str, list[str]]:
+        folder = self.root / split
+        manifest = read_manifest(folder)
+        return {name: [str(folder / shard) for shard in entry["shards"]] for name, entry in manifest["streams"].items()}
+
+
+class ShardURLs:
+    """Explicit shard URLs per split and stream, in any form webdataset opens (paths, http(s)://,
+    `pipe:` commands), with brace patterns such as `shards/image_generation_pair-{000000..000099}.tar`."""
+
+    def __init__(self, urls: dict[str, dict[str, str | list[str]]]):
+        self.urls = urls
+
+    def prepare(self) -> None:
+        pass
+
+    def streams(self, split: str) -> dict[str, list[str]]:
+        if split not in self.urls:
+            raise KeyError(f"no shard URLs configured for split {split!r} (have {sorted(self.urls)})")
+        expanded = {}
+        for name, patterns in self.urls[split].items():
+            patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+            expanded[name] = [url for pattern in patterns for url in braceexpand.braceexpand(pattern)]
+        return expanded
+
+
+class SyntheticWorld:
+    """The synthetic world of `WorldConfig(**world)`, generated into `cache_dir` on first use."""
+
+    def __init__(self, cache_dir: str | os.PathLike, workers: int | None = None, **world):
+        # mappings may arrive as OmegaConf containers from Hydra; the fingerprint needs plain dicts
+        self.config = WorldConfig(**{k: dict(v) if hasattr(v, "items") else v for k, v in world.items()})
+        self.cache_dir = Path(cache_dir)
+        self.workers = workers
+
+    @property
+    def folder(self) -> Path:
+        return self.cache_dir / f"world-{self.config.fingerprint()}"
+
+    def prepare(self) -> None:
+        ensure_world(self.config, self.cache_dir, self.workers)
+
+    def streams(self, split: str) -> dict[str, list[str]]:
+        return ShardFolder(self.folder).streams(split)

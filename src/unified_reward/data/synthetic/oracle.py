@@ -1,0 +1,167 @@
+"""The oracle: the true score of an image or video for a caption, or of an answer to a question.
+
+It perceives pixels, not the world's hidden state, so it scores media that a model generated as
+well as the world's own renders: foreground = pixels far from the border's median colour;
+colour = the palette entry nearest to most foreground pixels; count = connected components
+(components under a fifth of the largest are noise); shape = how much of its bounding box a
+component fills (square ~0.95, circle ~0.79, triangle ~0.5); position = third of the canvas that
+holds the foreground centroid; motion = the direction of the centroid's travel over the clip.
+Scores are 1 + 4 * (fraction of the asked attributes that hold), on the 1-5 scale.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from unified_reward.data.schema import VideoClip
+from unified_reward.data.synthetic.scene import COLORS, SceneKind, attributes_of, read_attributes
+
+FOREGROUND_DISTANCE = 60.0
+MIN_MOTION_FRACTION = 0.08  # centroid travel below this fraction of the side reads as still
+_PALETTE_NAMES = tuple(COLORS)
+_PALETTE = np.asarray([COLORS[name] for name in _PALETTE_NAMES], np.float32)
+SCORE_LOW, SCORE_HIGH = 1.0, 5.0
+
+
+@dataclass(frozen=True)
+class OracleScore:
+    score: float  # on [1, 5]
+    satisfied: dict[str, bool]
+
+    @property
+    def fraction(self) -> float:
+        return sum(self.satisfied.values()) / len(self.satisfied) if self.satisfied else 0.0
+
+
+def _as_frames(media) -> tuple[SceneKind, np.ndarray]:
+    if isinstance(media, VideoClip):
+        return "video", media.frames
+    if isinstance(media, Image.Image):
+        return "image", np.asarray(media.convert("RGB"))[None]
+    array = np.asarray(media)
+    if array.ndim == 3:
+        return "image", array[None]
+    if array.ndim == 4:
+        return "video", array
+    raise ValueError(f"oracle needs an image (H, W, 3) or video (T, H, W, 3), got shape {array.shape}")
+
+
+def _foreground(frame: np.ndarray) -> np.ndarray:
+    frame = frame.astype(np.float32)
+    border = np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])
+    background = np.median(border, axis=0)
+    return np.linalg.norm(frame - background, axis=-1) > FOREGROUND_DISTANCE
+
+
+def _components(mask: np.ndarray) -> list[np.ndarray]:
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return []
+    areas = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+    keep = [i + 1 for i, a in enumerate(areas) if a >= max(4.0, 0.2 * areas.max())]
+    return [labels == i for i in keep]
+
+
+def _shape_of(component: np.ndarray) -> str:
+    ys, xs = np.nonzero(component)
+    box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+    fill = component.sum() / box
+    if fill > 0.88:
+        return "square"
+    if fill > 0.64:
+        return "circle"
+    return "triangle"
+
+
+def _majority(values: list):
+    values = [v for v in values if v is not None]
+    return Counter(values).most_common(1)[0][0] if values else None
+
+
+def perceive(media) -> dict[str, object]:
+    """What the oracle sees: count, color, shape and position (image) or motion (video)."""
+    kind, frames = _as_frames(media)
+    colors, shapes, counts, centroids = [], [], [], []
+    for frame in frames:
+        mask = _foreground(frame)
+        components = _components(mask)
+        counts.append(len(components))
+        if not components:
+            centroids.append(None)
+            continue
+        pixels = frame[mask].astype(np.float32)
+        nearest = np.argmin(((pixels[:, None, :] - _PALETTE[None]) ** 2).sum(-1), axis=1)
+        colors.append(_PALETTE_NAMES[np.bincount(nearest, minlength=len(_PALETTE)).argmax()])
+        shapes.append(_majority([_shape_of(c) for c in components]))
+        ys, xs = np.nonzero(mask)
+        centroids.append((xs.mean() + 0.5, ys.mean() + 0.5))
+    seen: dict[str, object] = {
+        "count": _majority(counts) if any(counts) else 0,
+        "color": _majority(colors),
+        "shape": _majority(shapes),
+    }
+    side = frames.shape[2]
+    if kind == "image":
+        seen["position"] = None if centroids[0] is None else ("left", "middle", "right")[
+            min(int(centroids[0][0] * 3 / side), 2)
+        ]
+    else:
+        seen["motion"] = _motion([c for c in centroids if c is not None], side)
+    return seen
+
+
+def _motion(centroids: list[tuple[float, float]], side: int) -> str | None:
+    if len(centroids) < 2:
+        return None
+    dx, dy = np.subtract(centroids[-1], centroids[0])
+    if max(abs(dx), abs(dy)) < MIN_MOTION_FRACTION * side:
+        return "still"
+    if abs(dx) >= abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
+
+
+def _score(satisfied: dict[str, bool]) -> OracleScore:
+    fraction = sum(satisfied.values()) / len(satisfied)
+    return OracleScore(SCORE_LOW + (SCORE_HIGH - SCORE_LOW) * fraction, satisfied)
+
+
+def score_generation(caption: str, media) -> OracleScore:
+    """How well an image/video satisfies a caption: every attribute the world knows is judged; one
+    the caption does not state counts as unsatisfied (the caption is malformed)."""
+    kind, _ = _as_frames(media)
+    wanted = read_attributes(caption, kind)
+    seen = perceive(media)
+    return _score({a: a in wanted and seen[a] == wanted[a] for a in attributes_of(kind)})
+
+
+# Question wording -> attributes it asks about; one source of truth with the world's generator.
+QUESTION_KEYWORDS = {
+    "count": ("how many", "number"),
+    "color": ("colour", "color"),
+    "shape": ("shape",),
+    "position": ("where",),
+    "motion": ("direction", "which way"),
+}
+
+
+def asked_attributes(question: str, kind: SceneKind) -> tuple[str, ...]:
+    text = question.lower()
+    asked = tuple(a for a in attributes_of(kind) if any(k in text for k in QUESTION_KEYWORDS[a]))
+    if not asked:
+        raise ValueError(f"the oracle cannot tell what this question asks about: {question!r}")
+    return asked
+
+
+def score_answer(question: str, media, answer: str) -> OracleScore:
+    """How correct an answer is: the fraction of the asked attributes it states correctly."""
+    kind, _ = _as_frames(media)
+    asked = asked_attributes(question, kind)
+    stated = read_attributes(answer, kind)
+    seen = perceive(media)
+    return _score({a: a in stated and stated[a] == seen[a] for a in asked})

@@ -1,0 +1,206 @@
+"""The synthetic world: records for all 4 tasks x 2 modes with ground-truth labels, and their cache.
+
+Every label comes from how many of the attributes asked for (by a caption or a question) a
+candidate gets right, so it depends on the pixels: the texts alone carry no signal (the better
+candidate is first or second at random; wrong values are drawn uniformly). Deterministic from a
+seed: record i of a (split, stream) has its own generator seeded by (seed, split, stream, i).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from unified_reward.data.media import encode_image, encode_video
+from unified_reward.data.schema import MODES, TASKS, PointLabel, PreferenceRecord, is_generation, stream_name
+from unified_reward.data.shards import ShardSetWriter
+from unified_reward.data.synthetic.render import render_image, render_video
+from unified_reward.data.synthetic.scene import (
+    COUNT_WORDS,
+    Scene,
+    attributes_of,
+    describe,
+    noun,
+    random_scene,
+    where_phrase,
+)
+
+log = logging.getLogger(__name__)
+
+WORLD_VERSION = 1  # bump when generation changes, so caches of the old world are not reused
+SOURCE = "synthetic"
+SPLITS = ("train", "val", "test")
+
+IMAGE_CAPTIONS = ("{d}", "a picture of {d}", "an image of {d}", "{d} on a dark background")
+VIDEO_CAPTIONS = ("{d}", "a video of {d}", "a clip of {d}", "an animation of {d}")
+# Each question names the attributes it asks about with the oracle's keywords (oracle.QUESTION_KEYWORDS).
+QUESTIONS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("color",): ("What colour are the objects?", "Which colour do the objects have?"),
+    ("shape",): ("What shape are the objects?", "Which shape is shown?"),
+    ("count",): ("How many objects are there?", "How many objects can you see?"),
+    ("position",): ("Where are the objects?", "Where in the picture are the objects?"),
+    ("motion",): ("In which direction do the objects move?", "Which way are the objects going?"),
+    ("color", "shape"): ("What colour and shape are the objects?",),
+    ("count", "color", "shape"): ("How many objects are there, and what colour and shape are they?",),
+    ("count", "color", "shape", "position"): (
+        "Describe the objects: how many, what colour, what shape, and where they are.",
+    ),
+    ("count", "color", "shape", "motion"): (
+        "Describe the objects: how many, what colour, what shape, and which way they move.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    seed: int = 0
+    image_size: int = 64
+    num_frames: int = 8
+    video_fps: float = 8.0
+    tie_fraction: float = 0.1
+    max_changed: int = 2  # a generation candidate misses at most this many attributes
+    records_per_stream: dict[str, int] = field(default_factory=lambda: {"train": 1500, "val": 100, "test": 200})
+    shard_size: int = 250
+
+    def fingerprint(self) -> str:
+        payload = json.dumps({"version": WORLD_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+
+def questions_for(kind: str) -> list[tuple[tuple[str, ...], str]]:
+    allowed = set(attributes_of(kind))
+    return [(asked, q) for asked, texts in QUESTIONS.items() if set(asked) <= allowed for q in texts]
+
+
+def answer_text(scene: Scene, asked: tuple[str, ...]) -> str:
+    """An answer stating the scene's values of the asked attributes; the plural never leaks the
+    count unless the count is asked."""
+    adjective = f"{scene.color} " if "color" in asked else ""
+    plural_count = scene.count if "count" in asked else 2
+    thing = noun(scene.shape, plural_count) if "shape" in asked else ("object" if plural_count == 1 else "objects")
+    place = f" {where_phrase(scene)}" if {"position", "motion"} & set(asked) else ""
+    if "count" in asked:
+        verb = "is" if scene.count == 1 else "are"
+        return f"There {verb} {COUNT_WORDS[scene.count]} {adjective}{thing}{place}."
+    if not adjective and "shape" not in asked:
+        return f"They are{place}."
+    return f"They are {adjective}{thing}{place}."
+
+
+def _score(missed: int, total: int) -> float:
+    return 1.0 + 4.0 * (total - missed) / total
+
+
+def _pair_misses(rng: np.random.Generator, most: int, tie_fraction: float) -> tuple[int, int]:
+    """How many attributes each of two candidates misses: equal (a tie) or distinct, random order."""
+    if rng.random() < tie_fraction:
+        k = int(rng.integers(most + 1))
+        return k, k
+    a, b = rng.choice(most + 1, size=2, replace=False)
+    return int(a), int(b)
+
+
+def _label(scores: tuple[float, float]) -> str:
+    return "tie" if scores[0] == scores[1] else ("first" if scores[0] > scores[1] else "second")
+
+
+def _changed(scene: Scene, among: tuple[str, ...], k: int, rng: np.random.Generator) -> Scene:
+    picked = tuple(among[i] for i in sorted(rng.choice(len(among), size=k, replace=False)))
+    return scene.with_changes(picked, rng)
+
+
+def _scene_meta(scene: Scene) -> dict:
+    return {k: v for k, v in asdict(scene).items() if v is not None}
+
+
+def make_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> PreferenceRecord:
+    name = stream_name(task, mode)
+    rng = np.random.default_rng([config.seed, SPLITS.index(split), TASKS.index(task), MODES.index(mode), index])
+    kind = "video" if task.startswith("video") else "image"
+    scene = random_scene(kind, rng)
+    record_id = f"{SOURCE}-{split}-{name}-{index:06d}"
+
+    def render(s: Scene):
+        if kind == "image":
+            return encode_image(render_image(s, rng, config.image_size))
+        return encode_video(render_video(s, rng, config.image_size, config.num_frames), fps=config.video_fps)
+
+    if is_generation(task):
+        templates = IMAGE_CAPTIONS if kind == "image" else VIDEO_CAPTIONS
+        prompt = templates[int(rng.integers(len(templates)))].format(d=describe(scene))
+        attributes, most = scene.attributes, config.max_changed
+        context = None
+    else:
+        options = questions_for(kind)
+        attributes, prompt = options[int(rng.integers(len(options)))]
+        most = len(attributes)
+        context = render(scene)
+    misses = _pair_misses(rng, most, config.tie_fraction) if mode == "pair" else (int(rng.integers(most + 1)),)
+    variants = [_changed(scene, attributes, k, rng) for k in misses]
+    scores = tuple(_score(k, len(attributes)) for k in misses)
+    candidates = tuple(render(v) if is_generation(task) else answer_text(v, attributes) for v in variants)
+    label = _label(scores) if mode == "pair" else PointLabel(scores[0], 1.0, 5.0)
+    meta = {
+        "scene": _scene_meta(scene),
+        "asked": list(attributes),
+        "candidate_scenes": [_scene_meta(v) for v in variants],
+        "scores": list(scores),
+    }
+    return PreferenceRecord(
+        id=record_id, task=task, mode=mode, prompt=prompt, candidates=candidates, label=label,
+        source=SOURCE, context=context, meta=meta,
+    )
+
+
+def _make_chunk(args: tuple[WorldConfig, str, str, str, int, int]) -> list[PreferenceRecord]:
+    config, split, task, mode, start, stop = args
+    return [make_record(config, split, task, mode, i) for i in range(start, stop)]
+
+
+def generate_world(config: WorldConfig, folder: str | os.PathLike, workers: int | None = None) -> None:
+    """Write the world's shards: `folder/<split>/<task>_<mode>-NNNNNN.tar` and each split's manifest."""
+    folder = Path(folder)
+    workers = workers or min(os.cpu_count() or 1, 8)
+    chunk = 100
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for split in SPLITS:
+            total = config.records_per_stream.get(split, 0)
+            jobs = [
+                (config, split, task, mode, start, min(start + chunk, total))
+                for task in TASKS
+                for mode in MODES
+                for start in range(0, total, chunk)
+            ]
+            with ShardSetWriter(folder / split, max_count=config.shard_size) as writer:
+                for records in pool.map(_make_chunk, jobs):
+                    writer.write_all(records)
+
+
+def ensure_world(config: WorldConfig, cache_dir: str | os.PathLike, workers: int | None = None) -> Path:
+    """The folder of the world for `config`, generated on first use and reused afterwards."""
+    cache_dir = Path(cache_dir)
+    folder = cache_dir / f"world-{config.fingerprint()}"
+    if (folder / "config.json").exists():
+        return folder
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = cache_dir / f".staging-{config.fingerprint()}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    started = time.perf_counter()
+    log.info("generating the synthetic world into %s", folder)
+    generate_world(config, staging, workers)
+    (staging / "config.json").write_text(json.dumps({"version": WORLD_VERSION, **asdict(config)}, indent=2))
+    try:
+        staging.rename(folder)
+    except OSError:  # another process finished first; its copy is identical
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("synthetic world ready in %.1f s", time.perf_counter() - started)
+    return folder
