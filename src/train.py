@@ -1,8 +1,8 @@
 """Train (and test) whatever the Hydra config composes: a datamodule, a LightningModule, a trainer.
 
-    python src/train.py experiment=reward_joint
-    python src/train.py -m experiment=reward_joint,reward_image_generation seed=1,2,3
-    python src/train.py experiment=reward_joint ckpt_path=logs/train/runs/<time>/checkpoints/last.ckpt
+python src/train.py experiment=reward_joint
+python src/train.py -m experiment=reward_joint,reward_image_generation seed=1,2,3
+python src/train.py experiment=reward_joint ckpt_path=logs/train/runs/<time>/checkpoints/last.ckpt
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if callable(collate):
         datamodule.collate_fn = collate
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=_instantiate_all(cfg.get("logger")) or False
+        cfg.trainer,
+        callbacks=_instantiate_all(cfg.get("callbacks")),
+        logger=_instantiate_all(cfg.get("logger")) or False,
     )
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

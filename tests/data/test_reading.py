@@ -46,11 +46,26 @@ def _damaged_samples():
         (variant(base, "no-media", drop=("candidate1.png",)), "missing_key"),
         (variant(base, "no-json", drop=("json",)), "missing_key"),
         (variant(base, "bad-json", json=b'{"id": "x", "task": '), "malformed_json"),
-        (variant(base, "bad-task", json=json.dumps({**fields, "task": "image_editing"}).encode()), "unknown_task"),
+        (
+            variant(base, "bad-task", json=json.dumps({**fields, "task": "image_editing"}).encode()),
+            "unknown_task",
+        ),
         (variant(base, "bad-mode", json=json.dumps({**fields, "mode": "listwise"}).encode()), "unknown_mode"),
-        (variant(base, "bad-scale", json=json.dumps({**fields, "mode": "point", "candidates": fields["candidates"][:1],
-                                                     "label": {"score": 7, "low": 1, "high": 5}}).encode()),
-         "label_out_of_scale"),
+        (
+            variant(
+                base,
+                "bad-scale",
+                json=json.dumps(
+                    {
+                        **fields,
+                        "mode": "point",
+                        "candidates": fields["candidates"][:1],
+                        "label": {"score": 7, "low": 1, "high": 5},
+                    }
+                ).encode(),
+            ),
+            "label_out_of_scale",
+        ),
         (variant(base, "bad-label", json=json.dumps({**fields, "label": "1"}).encode()), "invalid_record"),
     ]
 

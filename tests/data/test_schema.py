@@ -12,8 +12,13 @@ MP4 = EncodedMedia("video", "mp4", b"not-decoded-here")
 
 def record(**overrides):
     fields = dict(
-        id="r1", task="image_generation", mode="pair", prompt="two red circles",
-        candidates=(PNG, PNG), label="first", source="test",
+        id="r1",
+        task="image_generation",
+        mode="pair",
+        prompt="two red circles",
+        candidates=(PNG, PNG),
+        label="first",
+        source="test",
     )
     fields.update(overrides)
     return PreferenceRecord(**fields)
@@ -26,8 +31,16 @@ def test_valid_records_of_every_task_and_mode():
     und = record(task="image_understanding", context=PNG, candidates=("a", "b"), label="second")
     assert und.chosen == "b" and und.rejected == "a"
     frames = VideoClip(np.zeros((2, 4, 4, 3), np.uint8), np.array([0.0, 0.5]))
-    assert record(task="video_understanding", context=frames, mode="point", candidates=("x",),
-                  label=PointLabel(70, 0, 100)).context.num_frames == 2
+    assert (
+        record(
+            task="video_understanding",
+            context=frames,
+            mode="point",
+            candidates=("x",),
+            label=PointLabel(70, 0, 100),
+        ).context.num_frames
+        == 2
+    )
     assert record(candidates=(Image.new("RGB", (4, 4)), PNG)).candidates[0].size == (4, 4)
 
 
@@ -62,8 +75,16 @@ def test_point_label_outside_its_scale_is_rejected():
 
 
 def test_preference_pair_puts_chosen_first_and_ties_have_no_chosen():
-    pair = PreferenceRecord.preference_pair(id="p", task="image_understanding", prompt="q?", chosen="good",
-                                            rejected="bad", source="filter", context=PNG, meta={"p_first": 0.9})
+    pair = PreferenceRecord.preference_pair(
+        id="p",
+        task="image_understanding",
+        prompt="q?",
+        chosen="good",
+        rejected="bad",
+        source="filter",
+        context=PNG,
+        meta={"p_first": 0.9},
+    )
     assert (pair.chosen, pair.rejected, pair.label, pair.meta["p_first"]) == ("good", "bad", "first", 0.9)
     with pytest.raises(RecordError, match="not a strict preference pair"):
         _ = record(label="tie").chosen

@@ -25,7 +25,11 @@ def test_round_trip_of_every_task_and_mode():
             assert encoded_again == original
             decoded = decode_sample(encode_record(original), VideoSampling(num_frames=4))
             assert (decoded.id, decoded.label, decoded.prompt, decoded.meta) == (
-                original.id, original.label, original.prompt, original.meta)
+                original.id,
+                original.label,
+                original.prompt,
+                original.meta,
+            )
             media = decoded.candidates if task.endswith("generation") else (decoded.context,)
             for item in media:
                 if task.startswith("video"):

@@ -45,18 +45,26 @@ _CAPTION = [
     re.compile(r"text\s+caption\s*[:：]\s*\[?(.+?)\]?\s*(?:\n|$)", re.IGNORECASE),
     re.compile(r"(?:caption|prompt)\s*[:：]\s*\[?(.+?)\]?\s*(?:\n|$)", re.IGNORECASE),
 ]
-_QUESTION = re.compile(
-    r"question\s*[:：]\s*\[?(.+?)\]?\s*\n\s*(?=answer\s*1|the\s+first\s+response|answer\s*[:：]|response\s*[:：])",
-    re.IGNORECASE | re.DOTALL,
-)
+_QUESTION = re.compile(r"question\s*[:：]\s*\[?(.+?)\]?\s*\n(?=[^\n]*(?:answer|response)\b)", re.IGNORECASE | re.DOTALL)
+_END = r"\s*(?:\n\s*\n|\n\s*please|\n\s*assistant|$)"
 _TWO_ANSWERS = [
-    re.compile(r"answer\s*1\s*[:：]\s*(.+?)\s*\n\s*answer\s*2\s*[:：]\s*(.+?)\s*(?:\n\s*\n|\n\s*please|$)",
-               re.IGNORECASE | re.DOTALL),
-    re.compile(r"the\s+first\s+response\s*[:：]\s*\[?(.+?)\]?\s*\n\s*the\s+second\s+response\s*[:：]\s*\[?(.+?)\]?"
-               r"\s*(?:\n\s*\n|\n\s*please|$)", re.IGNORECASE | re.DOTALL),
+    re.compile(
+        r"(?:answer|response)\s*1\s*[:：]\s*(.+?)\s*\n\s*(?:answer|response)\s*2\s*[:：]\s*(.+?)" + _END,
+        re.IGNORECASE | re.DOTALL,
+    ),
+    re.compile(
+        r"the\s+first\s+response\s*[:：]\s*\[(.+?)\]\s*\n\s*the\s+second\s+response\s*[:：]\s*\[(.+?)\]",
+        re.IGNORECASE | re.DOTALL,
+    ),
+    re.compile(
+        r"the\s+first\s+response\s*[:：]\s*(.+?)\s*\n\s*the\s+second\s+response\s*[:：]\s*(.+?)" + _END,
+        re.IGNORECASE | re.DOTALL,
+    ),
 ]
-_ONE_ANSWER = re.compile(r"(?:answer|response)\s*[:：]\s*\[?(.+?)\]?\s*(?:\n\s*\n|\n\s*please|$)",
-                         re.IGNORECASE | re.DOTALL)
+_ONE_ANSWER = [
+    re.compile(r"(?:answer|response)\s*[:：]\s*\[(.+?)\]", re.IGNORECASE | re.DOTALL),
+    re.compile(r"(?:answer|response)\s*[:：]\s*(.+?)" + _END, re.IGNORECASE | re.DOTALL),
+]
 _SCALE = re.compile(r"(?:from|between|scale\s+of|range\s+of)?\s*\b(0|1)\s*(?:-|–|to)\s*(5|10|100)\b", re.IGNORECASE)
 _MEDIA_TOKEN = re.compile(r"<(?:image|video)>\s*")
 
@@ -67,8 +75,10 @@ class ConversionReport:
     failures: list[dict[str, Any]]
 
     def summary(self) -> str:
-        lines = [f"converted {sum(self.converted.values())} records: {dict(self.converted)}",
-                 f"could not convert {len(self.failures)} records"]
+        lines = [
+            f"converted {sum(self.converted.values())} records: {dict(self.converted)}",
+            f"could not convert {len(self.failures)} records",
+        ]
         reasons = Counter(f["reason"].split(":")[0] for f in self.failures)
         lines += [f"  {n} x {reason}" for reason, n in reasons.most_common()]
         return "\n".join(lines)
@@ -111,8 +121,9 @@ def _frames_to_video(media_root: Path, paths: list[str], fps: float) -> EncodedM
             raise Unconvertible(f"corrupt frame image: {relative} ({error})") from error
     width, height = frames[0].size
     width, height = width - width % 2, height - height % 2
-    stack = np.stack([np.asarray(f.resize((width, height)) if f.size != (width, height) else f)[:height, :width]
-                      for f in frames])
+    stack = np.stack(
+        [np.asarray(f.resize((width, height)) if f.size != (width, height) else f)[:height, :width] for f in frames]
+    )
     return encode_video(np.ascontiguousarray(stack), fps=fps)
 
 
@@ -158,10 +169,11 @@ def _answers(instruction: str, count: int) -> list[str]:
                 return [match.group(1).strip(), match.group(2).strip()]
         raise Unconvertible("cannot find the two answers in the instruction")
     tail = instruction[_QUESTION.search(instruction).end() :]
-    match = _ONE_ANSWER.search(tail)
-    if not match:
-        raise Unconvertible("cannot find the answer in the instruction")
-    return [match.group(1).strip()]
+    for pattern in _ONE_ANSWER:
+        match = pattern.search(tail)
+        if match:
+            return [match.group(1).strip()]
+    raise Unconvertible("cannot find the answer in the instruction")
 
 
 def _point_label(instruction: str, answer: str, default_scale: tuple[float, float] | None) -> PointLabel:
@@ -195,7 +207,7 @@ def convert_record(
     pair = parse_pair(answer)
     if not is_point and not pair.valid:
         raise Unconvertible("answer is neither a pairwise verdict nor 'Final Score: X'")
-    mentions_answers = bool(re.search(r"answer\s*1|the\s+first\s+response", instruction, re.IGNORECASE))
+    mentions_answers = bool(re.search(r"(?:answer|response)\s*1|the\s+first\s+response", instruction, re.IGNORECASE))
     understanding = bool(_QUESTION.search(instruction)) and len(media) == 1 and (is_point or mentions_answers)
     if understanding:
         task, prompt, context = f"{kind}_understanding", _question(instruction), media[0]
@@ -204,8 +216,10 @@ def convert_record(
         task, prompt, context, candidates = f"{kind}_generation", _caption(instruction), None, media
     expected = 1 if is_point else 2
     if len(candidates) != expected:
-        raise Unconvertible(f"{'point' if is_point else 'pair'} judgment for {task} needs {expected} candidates, "
-                            f"record has {len(candidates)}")
+        raise Unconvertible(
+            f"{'point' if is_point else 'pair'} judgment for {task} needs {expected} candidates, "
+            f"record has {len(candidates)}"
+        )
     label = _point_label(instruction, answer, default_scale) if is_point else pair.verdict
     try:
         return PreferenceRecord(
@@ -258,8 +272,15 @@ def convert_file(
                     raise Unconvertible("record is not a JSON object")
                 if record_id in seen_ids:
                     raise Unconvertible(f"duplicate id {record_id!r}")
-                record = convert_record(raw, record_id, media_root, source=source,
-                                        frames_per_video=frames_per_video, fps=fps, default_scale=default_scale)
+                record = convert_record(
+                    raw,
+                    record_id,
+                    media_root,
+                    source=source,
+                    frames_per_video=frames_per_video,
+                    fps=fps,
+                    default_scale=default_scale,
+                )
             except Unconvertible as error:
                 failures.append({"index": index, "id": record_id, "reason": str(error)})
                 continue
@@ -285,9 +306,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard-size", type=int, default=1000)
     args = parser.parse_args(argv)
     scale = tuple(float(x) for x in args.point_scale.split(",")) if args.point_scale else None
-    report = convert_file(args.json, args.media_root, args.out, source=args.source,
-                          frames_per_video=args.frames_per_video, fps=args.fps, default_scale=scale,
-                          shard_size=args.shard_size)
+    report = convert_file(
+        args.json,
+        args.media_root,
+        args.out,
+        source=args.source,
+        frames_per_video=args.frames_per_video,
+        fps=args.fps,
+        default_scale=scale,
+        shard_size=args.shard_size,
+    )
     print(report.summary())
     for failure in report.failures[:20]:
         print(f"  record {failure['index']} ({failure['id']}): {failure['reason']}")

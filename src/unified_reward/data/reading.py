@@ -27,6 +27,8 @@ from unified_reward.data.shards import SampleError, decode_sample
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SAMPLING = VideoSampling(num_frames=8)
+
 SKIP_REASONS = (
     "corrupt_shard",
     "missing_key",
@@ -120,7 +122,7 @@ class ShardStream(IterableDataset):
         urls: Sequence[str],
         *,
         name: str = "",
-        sampling: VideoSampling | None = VideoSampling(),
+        sampling: VideoSampling | None = DEFAULT_SAMPLING,
         shuffle_shards: bool = False,
         shuffle_buffer: int = 0,
         repeat: bool = False,
@@ -158,8 +160,12 @@ class ShardStream(IterableDataset):
             if not self.repeat:
                 return
             if produced == 0:
-                log.warning("stream %s gave no valid sample to rank %d worker %d; ending it", self.name,
-                            place.rank, place.worker)
+                log.warning(
+                    "stream %s gave no valid sample to rank %d worker %d; ending it",
+                    self.name,
+                    place.rank,
+                    place.worker,
+                )
                 return
 
     def _one_pass(self, place: ReaderPlace, pass_index: int) -> Iterator[PreferenceRecord]:
@@ -186,8 +192,13 @@ class ShardStream(IterableDataset):
         self.counter.add(error.reason)
         if url not in warned:
             warned.add(url)
-            log.warning("skipping bad sample in shard %s, key %s: %s (further ones in this shard are counted "
-                        "without a warning)", url, key, error)
+            log.warning(
+                "skipping bad sample in shard %s, key %s: %s (further ones in this shard are counted "
+                "without a warning)",
+                url,
+                key,
+                error,
+            )
 
     def _on_shard_error(self, error: Exception, warned: set[str]) -> bool:
         url = next((a for a in reversed(error.args) if isinstance(a, str) and a.endswith(".tar")), "?")
@@ -222,7 +233,7 @@ class MixtureStream(IterableDataset):
     """
 
     def __init__(self, streams: dict[str, ShardStream], weights: dict[str, float], seed: int = 0):
-        unknown = set(weights) - set(streams)
+        unknown = {name for name, weight in weights.items() if weight > 0} - set(streams)
         if unknown:
             raise ValueError(f"mixture weights name streams that have no shards: {sorted(unknown)}")
         self.streams = {name: streams[name] for name in sorted(streams) if weights.get(name, 0) > 0}

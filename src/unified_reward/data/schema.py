@@ -197,7 +197,9 @@ class PreferenceRecord:
 
     def _preferred_index(self) -> int:
         if self.mode != "pair" or self.label == "tie":
-            raise RecordError(f"record {self.id!r} is not a strict preference pair (mode={self.mode}, label={self.label})")
+            raise RecordError(
+                f"record {self.id!r} is not a strict preference pair (mode={self.mode}, label={self.label})"
+            )
         return 0 if self.label == "first" else 1
 
     @classmethod

@@ -80,9 +80,9 @@ class Scene:
 
 
 def random_scene(kind: SceneKind, rng: np.random.Generator) -> Scene:
-    where = {"position": POSITIONS[int(rng.integers(3))]} if kind == "image" else {
-        "motion": MOTIONS[int(rng.integers(4))]
-    }
+    where = (
+        {"position": POSITIONS[int(rng.integers(3))]} if kind == "image" else {"motion": MOTIONS[int(rng.integers(4))]}
+    )
     return Scene(
         kind=kind,
         count=COUNTS[int(rng.integers(3))],
@@ -110,9 +110,23 @@ def describe(scene: Scene) -> str:
 _WORDS = re.compile(r"[a-z0-9]+")
 _COUNT_TOKENS = {"one": 1, "two": 2, "three": 3, "1": 1, "2": 2, "3": 3, "single": 1}
 _SHAPE_TOKENS = {s: s for s in SHAPES} | {s + "s": s for s in SHAPES}
-_POSITION_TOKENS = {"left": "left", "middle": "middle", "center": "middle", "centre": "middle", "right": "right"}
-_MOTION_TOKENS = {"left": "left", "right": "right", "up": "up", "upward": "up", "upwards": "up",
-                  "down": "down", "downward": "down", "downwards": "down"}
+_POSITION_TOKENS = {
+    "left": "left",
+    "middle": "middle",
+    "center": "middle",
+    "centre": "middle",
+    "right": "right",
+}
+_MOTION_TOKENS = {
+    "left": "left",
+    "right": "right",
+    "up": "up",
+    "upward": "up",
+    "upwards": "up",
+    "down": "down",
+    "downward": "down",
+    "downwards": "down",
+}
 
 
 def read_attributes(text: str, kind: SceneKind) -> dict[str, object]:

@@ -36,7 +36,7 @@ from unified_reward.data.synthetic.scene import (
 
 log = logging.getLogger(__name__)
 
-WORLD_VERSION = 1  # bump when generation changes, so caches of the old world are not reused
+WORLD_VERSION = 2  # bump when generation changes, so caches of the old world are not reused
 SOURCE = "synthetic"
 SPLITS = ("train", "val", "test")
 
@@ -109,7 +109,7 @@ def _pair_misses(rng: np.random.Generator, most: int, tie_fraction: float) -> tu
     return int(a), int(b)
 
 
-def _label(scores: tuple[float, float]) -> str:
+def _label(scores: tuple[float, ...]) -> str:
     return "tie" if scores[0] == scores[1] else ("first" if scores[0] > scores[1] else "second")
 
 
@@ -122,42 +122,76 @@ def _scene_meta(scene: Scene) -> dict:
     return {k: v for k, v in asdict(scene).items() if v is not None}
 
 
-def make_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> PreferenceRecord:
-    name = stream_name(task, mode)
+@dataclass(frozen=True)
+class RecordPlan:
+    """Everything about a record but its pixels: what to render and the texts and labels."""
+
+    task: str
+    mode: str
+    prompt: str
+    scene: Scene
+    attributes: tuple[str, ...]  # judged attributes: all for generation, the asked ones for understanding
+    variants: tuple[Scene, ...]  # what each candidate shows (generation) or states (understanding)
+    scores: tuple[float, ...]
+
+    @property
+    def label(self) -> str | PointLabel:
+        return _label(self.scores) if self.mode == "pair" else PointLabel(self.scores[0], 1.0, 5.0)
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return tuple(answer_text(v, self.attributes) for v in self.variants)
+
+
+def plan_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> RecordPlan:
+    """The content of record `index`; its rendering draws from a separate generator, so plans are cheap.
+
+    Understanding pairs have no ties (as in the official data) and two different answers; each
+    answer's wrong values are drawn uniformly, which makes the two texts alone uninformative about
+    which one is better (the count of truths at distance (k1, k2) from the pair is symmetric).
+    """
     rng = np.random.default_rng([config.seed, SPLITS.index(split), TASKS.index(task), MODES.index(mode), index])
     kind = "video" if task.startswith("video") else "image"
     scene = random_scene(kind, rng)
-    record_id = f"{SOURCE}-{split}-{name}-{index:06d}"
-
-    def render(s: Scene):
-        if kind == "image":
-            return encode_image(render_image(s, rng, config.image_size))
-        return encode_video(render_video(s, rng, config.image_size, config.num_frames), fps=config.video_fps)
-
     if is_generation(task):
         templates = IMAGE_CAPTIONS if kind == "image" else VIDEO_CAPTIONS
         prompt = templates[int(rng.integers(len(templates)))].format(d=describe(scene))
-        attributes, most = scene.attributes, config.max_changed
-        context = None
+        attributes, most, tie_fraction = scene.attributes, config.max_changed, config.tie_fraction
     else:
         options = questions_for(kind)
         attributes, prompt = options[int(rng.integers(len(options)))]
-        most = len(attributes)
-        context = render(scene)
-    misses = _pair_misses(rng, most, config.tie_fraction) if mode == "pair" else (int(rng.integers(most + 1)),)
-    variants = [_changed(scene, attributes, k, rng) for k in misses]
+        most, tie_fraction = len(attributes), 0.0
+    misses = _pair_misses(rng, most, tie_fraction) if mode == "pair" else (int(rng.integers(most + 1)),)
+    variants = tuple(_changed(scene, attributes, k, rng) for k in misses)
     scores = tuple(_score(k, len(attributes)) for k in misses)
-    candidates = tuple(render(v) if is_generation(task) else answer_text(v, attributes) for v in variants)
-    label = _label(scores) if mode == "pair" else PointLabel(scores[0], 1.0, 5.0)
-    meta = {
-        "scene": _scene_meta(scene),
-        "asked": list(attributes),
-        "candidate_scenes": [_scene_meta(v) for v in variants],
-        "scores": list(scores),
-    }
+    return RecordPlan(task, mode, prompt, scene, attributes, variants, scores)
+
+
+def make_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> PreferenceRecord:
+    plan = plan_record(config, split, task, mode, index)
+    rng = np.random.default_rng([config.seed, SPLITS.index(split), TASKS.index(task), MODES.index(mode), index, 1])
+
+    def render(scene: Scene):
+        if scene.kind == "image":
+            return encode_image(render_image(scene, rng, config.image_size))
+        return encode_video(render_video(scene, rng, config.image_size, config.num_frames), fps=config.video_fps)
+
+    generation = is_generation(task)
     return PreferenceRecord(
-        id=record_id, task=task, mode=mode, prompt=prompt, candidates=candidates, label=label,
-        source=SOURCE, context=context, meta=meta,
+        id=f"{SOURCE}-{split}-{stream_name(task, mode)}-{index:06d}",
+        task=task,
+        mode=mode,
+        prompt=plan.prompt,
+        candidates=tuple(render(v) for v in plan.variants) if generation else plan.answers,
+        label=plan.label,
+        source=SOURCE,
+        context=None if generation else render(plan.scene),
+        meta={
+            "scene": _scene_meta(plan.scene),
+            "asked": list(plan.attributes),
+            "candidate_scenes": [_scene_meta(v) for v in plan.variants],
+            "scores": list(plan.scores),
+        },
     )
 
 
