@@ -189,7 +189,7 @@ class ShardSetWriter:
         if stream not in self._writers:
             pattern = str(self.folder / f"{stream}-%06d.tar")
             self._writers[stream] = wds.ShardWriter(
-                pattern, maxcount=self.max_count, maxsize=self.max_bytes, verbose=0, mtime=0.0
+                pattern, maxcount=self.max_count, maxsize=self.max_bytes, verbose=0, mtime=0
             )
             self._counts[stream] = 0
         self._writers[stream].write(sample)
