@@ -14,3 +14,31 @@ def small_world() -> Path:
 
     cache = Path(tempfile.mkdtemp(prefix="ur-world-"))
     return ensure_world(SMALL_WORLD, cache, workers=2)
+
+
+@pytest.fixture(scope="session")
+def decoded_records():
+    """One decoded record of every (task, mode), in TASKS x MODES order."""
+    from unified_reward.data.media import VideoSampling
+    from unified_reward.data.schema import MODES, TASKS
+    from unified_reward.data.shards import decode_sample, encode_record
+    from unified_reward.data.synthetic.world import make_record
+
+    sampling = VideoSampling(num_frames=8)
+    return [
+        decode_sample(encode_record(make_record(WorldConfig(seed=2), "train", t, m, 1)), sampling)
+        for t in TASKS
+        for m in MODES
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen():
+    """A tiny random Qwen2-VL and its processor (offline tokenizer)."""
+    import torch
+
+    from unified_reward.models.builders import build_processor, build_vlm
+
+    torch.manual_seed(0)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    return build_vlm("qwen2_vl", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval(), processor

@@ -1,0 +1,71 @@
+"""Judgments/s of the one-forward judge vs the official method (generate the answer, then parse it).
+
+    python benchmarks/bench_judge.py [--batch 8] [--batches 6] [--repeats 3]
+
+Both sides use the same tiny Qwen2-VL, the same pair records (all four tasks, images and 8-frame
+videos), the same batch size and the same prompt encoding (`scoring.Judge`). The baseline generates
+greedily as many tokens as the longest verdict sentence has (what a trained judge writes before its
+end token) and parses the text; ours reads P(first / second / tie) from one forward pass.
+The last line is `ratio=<ours/baseline>` (higher is better; target >= 5 at batch 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from unified_reward.data.media import VideoSampling
+from unified_reward.data.schema import TASKS
+from unified_reward.data.shards import decode_sample, encode_record
+from unified_reward.data.synthetic.world import WorldConfig, make_record
+from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.scoring import Judge, JudgeQuery
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    tiny = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2}
+    model = build_vlm("qwen2_vl", processor, tiny=tiny).eval()
+    judge = Judge(model, processor, batch_size=args.batch)
+    sampling = VideoSampling(num_frames=8)
+    count = args.batch * args.batches
+    queries = [
+        JudgeQuery.of(
+            decode_sample(encode_record(make_record(WorldConfig(), "test", TASKS[i % 4], "pair", i)), sampling)
+        )
+        for i in range(count)
+    ]
+    tokenizer = processor.tokenizer
+    answer_tokens = max(
+        len(tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"])
+        for template in judge.templates.values()
+        for answer in template.pair_answers.values()
+    )
+    judge.pair_probabilities(queries[: args.batch])  # warm up both paths
+    judge.generate_and_parse(queries[: args.batch], max_new_tokens=answer_tokens)
+    best_ours = best_generate = float("inf")
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        probabilities = judge.pair_probabilities(queries)
+        best_ours = min(best_ours, time.perf_counter() - started)
+        started = time.perf_counter()
+        verdicts = judge.generate_and_parse(queries, max_new_tokens=answer_tokens)
+        best_generate = min(best_generate, time.perf_counter() - started)
+    assert probabilities.shape == (count, 3) and len(verdicts) == count
+    ours, baseline = count / best_ours, count / best_generate
+    print(f"{count} pair judgments, batch {args.batch}, tiny Qwen2-VL, {answer_tokens} generated tokens per answer")
+    print(f"ours (one forward, decision-token probabilities): {ours:8.1f} judgments/s")
+    print(f"baseline (generate + parse):                      {baseline:8.1f} judgments/s")
+    print(f"ratio={ours / baseline:.3f}")
+
+
+if __name__ == "__main__":
+    main()

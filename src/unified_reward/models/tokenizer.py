@@ -1,0 +1,89 @@
+"""An offline byte-level BPE tokenizer for tiny models, trained on the project's own texts.
+
+Real checkpoints bring their own tokenizer (`AutoTokenizer.from_pretrained`). Tiny models used by
+the embedded default and the tests need one that exists without downloads: this one is trained
+deterministically in well under a second on the judge templates and the synthetic world's words,
+splits digits one by one (as Qwen's tokenizer does, so scores read the same way), and carries the
+special tokens of Qwen2-VL and LLaVA-OneVision and a ChatML template of the same form as theirs.
+"""
+
+from __future__ import annotations
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<image>",
+    "<video>",
+)
+# How an image or video part appears in the chat text of each family (as in the real checkpoints).
+MEDIA_IN_CHAT = {
+    "qwen2_vl": ("<|vision_start|><|image_pad|><|vision_end|>", "<|vision_start|><|video_pad|><|vision_end|>"),
+    "qwen2_5_vl": ("<|vision_start|><|image_pad|><|vision_end|>", "<|vision_start|><|video_pad|><|vision_end|>"),
+    "llava_onevision": ("<image>", "<video>"),
+}
+
+
+def chat_template(family: str) -> str:
+    """A ChatML template (`<|im_start|>role ... <|im_end|>`) with the family's media placeholders."""
+    image, video = MEDIA_IN_CHAT[family]
+    return (
+        "{% for message in messages %}"
+        "<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] }}"
+        "{% else %}{% for part in message['content'] %}"
+        f"{{% if part['type'] == 'image' %}}{image}"
+        f"{{% elif part['type'] == 'video' %}}{video}"
+        "{% else %}{{ part['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}"
+        "<|im_end|>\n"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+def _corpus() -> list[str]:
+    from unified_reward.data.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES
+    from unified_reward.data.synthetic.world import IMAGE_CAPTIONS, QUESTIONS, VIDEO_CAPTIONS
+    from unified_reward.prompts.templates import DEFAULT_TEMPLATES
+
+    texts = [t.instruction for t in DEFAULT_TEMPLATES.values()]
+    texts += [a for t in DEFAULT_TEMPLATES.values() for a in t.pair_answers.values()]
+    texts += [q for qs in QUESTIONS.values() for q in qs] + list(IMAGE_CAPTIONS) + list(VIDEO_CAPTIONS)
+    words = list(COLORS) + list(SHAPES) + [s + "s" for s in SHAPES] + list(COUNT_WORDS.values())
+    words += list(POSITIONS) + list(MOTIONS) + ["There is", "There are", "They are", "objects", "object", "moving"]
+    texts += [" ".join(words)] * 4
+    texts += [f"Final Score: {i}" for i in range(11)] + ["Final Score: 3.5", "0123456789 . , : ; ! ? ' \" ( ) -"]
+    texts += ["user", "assistant", "system", "\n"]
+    return texts
+
+
+def build_tiny_tokenizer(vocab_size: int = 1024, family: str = "qwen2_vl") -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_corpus(), trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        padding_side="right",
+        additional_special_tokens=list(SPECIAL_TOKENS[1:]),
+    )
+    wrapped.chat_template = chat_template(family)
+    return wrapped

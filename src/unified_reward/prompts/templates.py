@@ -1,0 +1,139 @@
+"""The judge's prompt templates (task x mode) and answer formats: the one place they live.
+
+A template's `instruction` holds `{prompt}`, `{answer1}`/`{answer2}` (understanding), `{low}`/`{high}`
+(point scale) and the media markers `<context>`, `<candidate1>`, `<candidate2>`, where images or
+videos go. Pair answers are the sentences the official checkpoints emit (`Image 1 is better.`,
+`Answer 2 is better.`, `Both videos are equally good.`); point answers end in `Final Score: X`.
+Replace the wording for a checkpoint trained on other templates with `load_templates(path)` (a JSON
+or YAML file mapping `<task>_<mode>` to `{instruction, pair_answers}`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unified_reward.data.schema import MODES, TASKS, is_generation, media_kind_of, stream_name
+
+MEDIA_MARKER = re.compile(r"<(context|candidate1|candidate2)>")
+SCORE_PREFIX = "Final Score: "
+
+
+@dataclass(frozen=True)
+class JudgeTemplate:
+    instruction: str
+    pair_answers: dict[str, str] = field(default_factory=dict)  # verdict -> answer text (pair mode)
+
+    def render(
+        self,
+        prompt: str,
+        *,
+        context: Any = None,
+        candidates: tuple[Any, ...] = (),
+        media_kind: str = "image",
+        scale: tuple[float, float] = (1, 5),
+    ) -> list[dict[str, Any]]:
+        """Chat content parts: `{"type": "text", "text": ...}` and `{"type": "image"|"video", "media": ...}`."""
+        texts = {f"answer{i + 1}": c for i, c in enumerate(candidates) if isinstance(c, str)}
+        filled = self.instruction.format(prompt=prompt, low=_number(scale[0]), high=_number(scale[1]), **texts)
+        media = {"context": context} | {f"candidate{i + 1}": c for i, c in enumerate(candidates)}
+        parts: list[dict[str, Any]] = []
+        for i, piece in enumerate(MEDIA_MARKER.split(filled)):
+            if i % 2 == 0:
+                if piece:
+                    parts.append({"type": "text", "text": piece})
+            else:
+                if media.get(piece) is None:
+                    raise ValueError(f"template needs <{piece}> but none was given")
+                parts.append({"type": media_kind, "media": media[piece]})
+        return parts
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def score_answer(score: float) -> str:
+    """`Final Score: 4`, `Final Score: 3.5`, `Final Score: 2.33` (at most 2 decimals)."""
+    return SCORE_PREFIX + (str(int(score)) if float(score).is_integer() else f"{round(score, 2):g}")
+
+
+def _pair_answers(unit: str) -> dict[str, str]:
+    return {
+        "first": f"{unit.title()} 1 is better.",
+        "second": f"{unit.title()} 2 is better.",
+        "tie": f"Both {unit}s are equally good.",
+    }
+
+
+_GENERATION_PAIR = (
+    "You will see two {kind}s generated from the same caption. Judge which {kind} follows the caption more "
+    "faithfully (objects, counts, colours, {where}) and has better quality.\n"
+    "Caption: {{prompt}}\n{Kind} 1: <candidate1>\n{Kind} 2: <candidate2>\n"
+    "Reply with one of: '{Kind} 1 is better.', '{Kind} 2 is better.', 'Both {kind}s are equally good.'"
+)
+_GENERATION_POINT = (
+    "You will see a {kind} generated from a caption. Rate how faithfully it follows the caption (objects, "
+    "counts, colours, {where}) and its quality, from {{low}} to {{high}}.\n"
+    "Caption: {{prompt}}\n{Kind}: <candidate1>\nEnd your reply with 'Final Score: X'."
+)
+_UNDERSTANDING_PAIR = (
+    "Here is a {kind}, a question about it and two answers. Judge which answer is more accurate, complete and "
+    "relevant to the {kind}.\n{Kind}: <context>\nQuestion: {{prompt}}\nAnswer 1: {{answer1}}\nAnswer 2: {{answer2}}\n"
+    "Reply with one of: 'Answer 1 is better.', 'Answer 2 is better.'"
+)
+_UNDERSTANDING_POINT = (
+    "Here is a {kind}, a question about it and an answer. Rate the answer's accuracy, completeness and relevance "
+    "to the {kind} from {{low}} to {{high}}.\n{Kind}: <context>\nQuestion: {{prompt}}\nAnswer: {{answer1}}\n"
+    "End your reply with 'Final Score: X'."
+)
+
+
+def _default_template(task: str, mode: str) -> JudgeTemplate:
+    kind = media_kind_of(task)
+    fill = {"kind": kind, "Kind": kind.title(), "where": "positions" if kind == "image" else "motion"}
+    if is_generation(task):
+        text = (_GENERATION_PAIR if mode == "pair" else _GENERATION_POINT).format(**fill)
+        answers = _pair_answers(kind) if mode == "pair" else {}
+    else:
+        text = (_UNDERSTANDING_PAIR if mode == "pair" else _UNDERSTANDING_POINT).format(**fill)
+        answers = _pair_answers("answer") if mode == "pair" else {}
+    return JudgeTemplate(text, answers)
+
+
+DEFAULT_TEMPLATES: dict[str, JudgeTemplate] = {
+    stream_name(task, mode): _default_template(task, mode) for task in TASKS for mode in MODES
+}
+
+
+def load_templates(path: str | Path | None) -> dict[str, JudgeTemplate]:
+    """The default templates, with those named in `path` (JSON or YAML) replaced."""
+    templates = dict(DEFAULT_TEMPLATES)
+    if path is None:
+        return templates
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        entries = yaml.safe_load(text)
+    else:
+        entries = json.loads(text)
+    for name, entry in entries.items():
+        if name not in templates:
+            raise ValueError(f"{path}: unknown template {name!r}; names are {sorted(templates)}")
+        if "instruction" not in entry:
+            raise ValueError(f"{path}: template {name!r} has no 'instruction'")
+        answers = entry.get("pair_answers", templates[name].pair_answers)
+        if name.endswith("_pair") and set(answers) - {"first", "second", "tie"}:
+            raise ValueError(f"{path}: pair_answers of {name!r} must map first/second/tie to answer texts")
+        templates[name] = JudgeTemplate(entry["instruction"], dict(answers))
+    return templates
+
+
+def save_templates(templates: dict[str, JudgeTemplate], path: str | Path) -> None:
+    payload = {name: {"instruction": t.instruction, "pair_answers": t.pair_answers} for name, t in templates.items()}
+    Path(path).write_text(json.dumps(payload, indent=2))

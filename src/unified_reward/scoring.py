@@ -1,0 +1,285 @@
+"""The judge API: pairwise comparison and pointwise scoring, used by training-time evaluation, the
+filter and serving alike (nothing else re-implements it).
+
+`compare` and `score` read the answer-token distribution in ONE forward pass, no `generate`:
+the candidate answers of a mode (`Image 1 is better.` / `Image 2 is better.` / `Both images are
+equally good.`; `Final Score: 1` ... `Final Score: 5`) form a token trie; the prompt is followed
+by one path through it, and every answer's probability is the product of the path's token
+probabilities up to where that answer leaves the path, times the probability of the token it
+leaves by. P(first / second / tie) and the expected score come from those probabilities,
+normalised over the answers. `generate` + parsing serves checkpoints that write a rationale first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from unified_reward.data.collators import encode_chat, mm_token_type_ids, pad_batch
+from unified_reward.data.schema import PointLabel, PreferenceRecord, media_kind_of, stream_name
+from unified_reward.models.builders import VLMProcessor
+from unified_reward.prompts.parsing import parse_pair, parse_score
+from unified_reward.prompts.templates import JudgeTemplate, load_templates, save_templates, score_answer
+
+VERDICTS = ("first", "second", "tie")
+
+
+@dataclass(frozen=True)
+class JudgeQuery:
+    """What the judge is asked: a task, a mode, the prompt, the context (understanding) and candidates."""
+
+    task: str
+    mode: str
+    prompt: str
+    candidates: tuple[Any, ...]
+    context: Any = None
+    scale: tuple[float, float] = (1.0, 5.0)
+
+    @classmethod
+    def of(cls, record: PreferenceRecord, scale: tuple[float, float] | None = None) -> JudgeQuery:
+        if scale is None:
+            scale = (record.label.low, record.label.high) if isinstance(record.label, PointLabel) else (1.0, 5.0)
+        return cls(record.task, record.mode, record.prompt, record.candidates, record.context, scale)
+
+    @property
+    def stream(self) -> str:
+        return stream_name(self.task, self.mode)
+
+
+@dataclass(frozen=True)
+class AnswerTrie:
+    """One path of answer tokens to feed after the prompt, and where each answer leaves it."""
+
+    path: tuple[int, ...]  # tokens appended after the prompt (all but the path's last needed token)
+    exits: tuple[tuple[int, int], ...]  # per answer: (position along the path, token id that leaves there)
+
+    @classmethod
+    def build(cls, answers: Sequence[list[int]]) -> AnswerTrie:
+        path_index = max(range(len(answers)), key=lambda i: len(answers[i]))
+        longest = answers[path_index]
+        leaves: dict[int, int] = {}
+        for i, tokens in enumerate(answers):
+            if i == path_index:
+                continue
+            position = next((j for j, (a, b) in enumerate(zip(tokens, longest, strict=False)) if a != b), None)
+            if position is None:
+                raise ValueError("an answer is a prefix of another; end every answer with the end-of-turn token")
+            leaves[i] = position
+        depth = max(leaves.values(), default=0)
+        leaves[path_index] = depth  # the path's own answer is told apart once every other one has left
+        exits = tuple((leaves[i], answers[i][leaves[i]]) for i in range(len(answers)))
+        if len(set(exits)) != len(exits):
+            raise ValueError("two answers leave the path at the same token; they cannot be told apart in one pass")
+        return cls(tuple(longest[:depth]), exits)
+
+    def log_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """(answers,) log-probabilities from the logits (depth+1, vocab) at the last prompt position and
+        each fed path token."""
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        along = torch.stack([logp[i, token] for i, token in enumerate(self.path)]) if self.path else logp.new_zeros(0)
+        prefix = torch.cat([logp.new_zeros(1), torch.cumsum(along, 0)])
+        return torch.stack([prefix[position] + logp[position, token] for position, token in self.exits])
+
+
+class Judge:
+    def __init__(
+        self,
+        model: nn.Module,
+        processor: VLMProcessor,
+        templates: dict[str, JudgeTemplate] | None = None,
+        *,
+        batch_size: int = 8,
+        max_length: int | None = None,
+    ):
+        self.model = model
+        self.processor = processor
+        self.templates = templates or load_templates(None)
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._tries: dict[Any, tuple[AnswerTrie, list[Any]]] = {}
+
+    # ---- answers and their trie ----------------------------------------------------------------------
+
+    def _answer_ids(self, text: str) -> list[int]:
+        tokenizer = self.processor.tokenizer
+        return tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+
+    def _trie(self, query: JudgeQuery) -> tuple[AnswerTrie, list[Any]]:
+        """The trie of the query's answers and what each answer means (a verdict or a score)."""
+        key = (query.stream, query.scale) if query.mode == "point" else query.stream
+        if key not in self._tries:
+            if query.mode == "pair":
+                answers = self.templates[query.stream].pair_answers
+                meanings = [v for v in VERDICTS if v in answers]
+                texts = [answers[v] for v in meanings]
+            else:
+                low, high = query.scale
+                meanings = [float(s) for s in range(int(low), int(high) + 1)]
+                texts = [score_answer(s) for s in meanings]
+            self._tries[key] = (AnswerTrie.build([self._answer_ids(t) for t in texts]), meanings)
+        return self._tries[key]
+
+    # ---- one-forward reading -------------------------------------------------------------------------
+
+    def _parts(self, query: JudgeQuery):
+        return self.templates[query.stream].render(
+            query.prompt,
+            context=query.context,
+            candidates=query.candidates,
+            media_kind=media_kind_of(query.task),
+            scale=query.scale,
+        )
+
+    @torch.no_grad()
+    def answer_probabilities(self, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
+        """For each query, the probability of each answer meaning (verdicts, or integer scores)."""
+        results: list[dict[Any, float]] = []
+        for start in range(0, len(queries), self.batch_size):
+            chunk = queries[start : start + self.batch_size]
+            tries = [self._trie(q) for q in chunk]
+            encoded = [encode_chat(self.processor, self._parts(q), None, max_length=self.max_length) for q in chunk]
+            prompt_lengths = [len(e.input_ids) for e in encoded]
+            for e, (trie, _) in zip(encoded, tries, strict=True):
+                e.input_ids = e.input_ids + list(trie.path)
+                e.labels = e.labels + [-100] * len(trie.path)
+            logits = self._forward(encoded)
+            for row, ((trie, meanings), length) in enumerate(zip(tries, prompt_lengths, strict=True)):
+                window = logits[row, length - 1 : length + len(trie.path)]
+                probabilities = torch.softmax(trie.log_probabilities(window), dim=0)
+                results.append(dict(zip(meanings, probabilities.tolist(), strict=True)))
+        return results
+
+    def _forward(self, encoded) -> torch.Tensor:
+        batch = pad_batch(encoded, self.processor.tokenizer.pad_token_id)
+        batch.pop("labels")
+        batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], self.processor)
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        return self.model(**batch, use_cache=False).logits
+
+    def pair_probabilities(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
+        """(n, 3) probabilities of first / second / tie."""
+        rows = self.answer_probabilities(queries)
+        return torch.tensor([[row.get(v, 0.0) for v in VERDICTS] for row in rows])
+
+    def expected_scores(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
+        rows = self.answer_probabilities(queries)
+        return torch.tensor([sum(score * p for score, p in row.items()) for row in rows])
+
+    def compare(
+        self,
+        task: str,
+        prompts: Sequence[str],
+        first: Sequence[Any],
+        second: Sequence[Any],
+        contexts: Sequence[Any] | None = None,
+        *,
+        both_orders: bool = False,
+    ) -> torch.Tensor:
+        """P(first candidate better) per item, ties counted half; `both_orders` averages the judgments
+        of (a, b) and (b, a) to cancel position bias."""
+        contexts = contexts if contexts is not None else [None] * len(prompts)
+        queries = [
+            JudgeQuery(task, "pair", p, (a, b), c) for p, a, b, c in zip(prompts, first, second, contexts, strict=True)
+        ]
+        probabilities = self.pair_probabilities(queries)
+        p_first = probabilities[:, 0] + 0.5 * probabilities[:, 2]
+        if not both_orders:
+            return p_first
+        swapped = [JudgeQuery(q.task, q.mode, q.prompt, q.candidates[::-1], q.context) for q in queries]
+        reverse = self.pair_probabilities(swapped)
+        return 0.5 * (p_first + reverse[:, 1] + 0.5 * reverse[:, 2])
+
+    def score(
+        self,
+        task: str,
+        prompts: Sequence[str],
+        candidates: Sequence[Any],
+        contexts: Sequence[Any] | None = None,
+        *,
+        scale: tuple[float, float] = (1.0, 5.0),
+    ) -> torch.Tensor:
+        """The expected score of each candidate under the score-token distribution."""
+        contexts = contexts if contexts is not None else [None] * len(prompts)
+        queries = [
+            JudgeQuery(task, "point", p, (x,), c, scale) for p, x, c in zip(prompts, candidates, contexts, strict=True)
+        ]
+        return self.expected_scores(queries)
+
+    # ---- generate + parse ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, queries: Sequence[JudgeQuery], max_new_tokens: int = 32) -> list[str]:
+        """Greedy answers, for checkpoints that reason before their verdict."""
+        texts: list[str] = []
+        tokenizer = self.processor.tokenizer
+        device = next(self.model.parameters()).device
+        for start in range(0, len(queries), self.batch_size):
+            chunk = queries[start : start + self.batch_size]
+            encoded = [encode_chat(self.processor, self._parts(q), None, max_length=self.max_length) for q in chunk]
+            batch = pad_batch(encoded, tokenizer.pad_token_id)
+            batch.pop("labels")
+            length = batch["input_ids"].shape[1]
+            # left-align for generation: move each row's padding to the front
+            for row, e in enumerate(encoded):
+                n = len(e.input_ids)
+                batch["input_ids"][row] = torch.roll(batch["input_ids"][row], length - n)
+                batch["attention_mask"][row] = torch.roll(batch["attention_mask"][row], length - n)
+            batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], self.processor)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            output = self.model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            texts += tokenizer.batch_decode(output[:, length:], skip_special_tokens=True)
+        return texts
+
+    def generate_and_parse(self, queries: Sequence[JudgeQuery], max_new_tokens: int = 32) -> list[Any]:
+        """Verdicts (pair) or scores (point) read from generated text; None where the text is invalid."""
+        texts = self.generate(queries, max_new_tokens)
+        return [
+            parse_pair(t).verdict if q.mode == "pair" else parse_score(t).score
+            for q, t in zip(queries, texts, strict=True)
+        ]
+
+    # ---- export --------------------------------------------------------------------------------------
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """A folder plain transformers (and peft, for adapters on quantized bases) can load, plus our
+        templates and family, which `Judge.from_pretrained` reads."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        model = self.model
+        info: dict[str, Any] = {"family": self.processor.family, "adapter": False}
+        if hasattr(model, "merge_and_unload") and not getattr(model, "is_loaded_in_4bit", False):
+            import copy
+
+            model = copy.deepcopy(model).merge_and_unload()
+        elif hasattr(model, "peft_config"):
+            info["adapter"] = True
+        model.save_pretrained(path)
+        self.processor.save_pretrained(path)
+        save_templates(self.templates, path / "judge_templates.json")
+        (path / "judge.json").write_text(json.dumps(info, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, dtype: str = "float32", device: str = "cpu", **kwargs) -> Judge:
+        from unified_reward.models.builders import build_processor, build_vlm
+
+        path = Path(path)
+        info = json.loads((path / "judge.json").read_text())
+        if info.get("adapter"):
+            raise NotImplementedError("load adapter exports with peft on their base model")
+        processor = build_processor(info["family"], str(path))
+        model = build_vlm(info["family"], processor, pretrained=str(path), dtype=dtype).to(device).eval()
+        templates = load_templates(path / "judge_templates.json")
+        return cls(model, processor, templates, **kwargs)

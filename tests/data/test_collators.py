@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unified_reward.data.collators import IGNORE_INDEX, JudgeCollator, TooLongError, _image_patches, _video_patches
+from unified_reward.data.schema import VideoClip
+from unified_reward.prompts.templates import DEFAULT_TEMPLATES
+
+
+def test_loss_only_on_the_answer_tokens(tiny_qwen, decoded_records):
+    _, processor = tiny_qwen
+    collator = JudgeCollator(processor, DEFAULT_TEMPLATES)
+    batch = collator(decoded_records)
+    tokenizer = processor.tokenizer
+    for row, record in enumerate(batch["records"]):
+        labels = batch["labels"][row]
+        answer = tokenizer.decode(labels[labels != IGNORE_INDEX])
+        assert answer == collator.answer(record) + tokenizer.eos_token
+        # the labelled tokens are exactly the last tokens of the real (unpadded) sequence
+        length = int(batch["attention_mask"][row].sum())
+        labelled = (labels != IGNORE_INDEX).nonzero().flatten()
+        assert labelled.tolist() == list(range(length - len(labelled), length))
+        assert torch.equal(batch["input_ids"][row, labelled], labels[labelled])
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+
+
+def test_media_tokens_match_the_media_and_their_types(tiny_qwen, decoded_records):
+    _, processor = tiny_qwen
+    batch = JudgeCollator(processor, DEFAULT_TEMPLATES)(decoded_records)
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    video_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    assert int((batch["input_ids"] == image_id).sum()) == int(batch["image_grid_thw"].prod(-1).sum()) // 4
+    assert int((batch["input_ids"] == video_id).sum()) == int(batch["video_grid_thw"].prod(-1).sum()) // 4
+    types = batch["mm_token_type_ids"]
+    assert torch.equal(types == 1, batch["input_ids"] == image_id)
+    assert torch.equal(types == 2, batch["input_ids"] == video_id)
+    assert batch["pixel_values"].shape[0] == int(batch["image_grid_thw"].prod(-1).sum())
+
+
+def test_video_patches_follow_the_image_processor_arithmetic(tiny_qwen):
+    """A clip of one frame repeated is, patch for patch, that frame as an image (the image processor
+    repeats an image over the temporal patch); with two frames, each temporal slice is its frame."""
+    _, processor = tiny_qwen
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 255, (56, 56, 3), dtype=np.uint8) for _ in range(2))
+    still, grid = _video_patches(processor, VideoClip(np.stack([a, a]), np.array([0.0, 0.5])))
+    image, image_grid = _image_patches(processor, Image.fromarray(a))
+    assert grid == image_grid and torch.equal(still, image)
+    moving, _ = _video_patches(processor, VideoClip(np.stack([a, b]), np.array([0.0, 0.5])))
+    per_time = moving.reshape(len(moving), 3, 2, -1)
+    image_b, _ = _image_patches(processor, Image.fromarray(b))
+    assert torch.equal(per_time[:, :, 0], image.reshape(len(image), 3, 2, -1)[:, :, 0])
+    assert torch.equal(per_time[:, :, 1], image_b.reshape(len(image_b), 3, 2, -1)[:, :, 0])
+    odd, odd_grid = _video_patches(processor, VideoClip(np.stack([a, b, a]), np.arange(3) / 2))
+    assert odd_grid[0] == 2  # padded with the last frame to a whole temporal patch
+
+
+def test_too_long_samples_are_skipped_and_counted_or_raise(tiny_qwen, decoded_records):
+    _, processor = tiny_qwen
+    collator = JudgeCollator(processor, DEFAULT_TEMPLATES, max_length=120)
+    batch = collator(decoded_records)
+    kept = {r.id for r in batch["records"]}
+    assert collator.skipped_too_long == len(decoded_records) - len(kept) > 0
+    assert batch["input_ids"].shape[1] <= 120
+    assert JudgeCollator(processor, DEFAULT_TEMPLATES, max_length=10)(decoded_records) is None
+    with pytest.raises(TooLongError, match="record synthetic-"):
+        JudgeCollator(processor, DEFAULT_TEMPLATES, max_length=10, strict=True)(decoded_records)

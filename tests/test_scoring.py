@@ -1,0 +1,151 @@
+import math
+
+import pytest
+import torch
+
+from unified_reward.data.collators import encode_chat, mm_token_type_ids, pad_batch
+from unified_reward.prompts.templates import DEFAULT_TEMPLATES, score_answer
+from unified_reward.scoring import AnswerTrie, Judge, JudgeQuery
+
+
+def _sequence_logprob(model, processor, query, answer_text):
+    """Independent computation: log P(answer tokens | prompt) by teacher forcing the whole answer."""
+    tokenizer = processor.tokenizer
+    parts = DEFAULT_TEMPLATES[query.stream].render(
+        query.prompt,
+        context=query.context,
+        candidates=query.candidates,
+        media_kind="video" if query.task.startswith("video") else "image",
+        scale=query.scale,
+    )
+    encoded = encode_chat(processor, parts, answer_text)
+    batch = pad_batch([encoded], tokenizer.pad_token_id)
+    labels = batch.pop("labels")
+    batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], processor)
+    with torch.no_grad():
+        logits = model(**batch).logits[0, :-1]
+    targets = labels[0, 1:]
+    mask = targets != -100
+    return torch.log_softmax(logits, -1)[mask].gather(-1, targets[mask, None]).sum().item(), int(mask.sum())
+
+
+def _distinguishing_prefix(answers, processor):
+    """Each answer cut after its first token that differs from every other answer's token at that place."""
+    tokenizer = processor.tokenizer
+    ids = [tokenizer(a + tokenizer.eos_token, add_special_tokens=False)["input_ids"] for a in answers]
+    cuts = []
+    for i, tokens in enumerate(ids):
+        cut = max(
+            next(j for j, (a, b) in enumerate(zip(tokens, other, strict=False)) if a != b)
+            for k, other in enumerate(ids)
+            if k != i
+        )
+        cuts.append(tokenizer.decode(tokens[: cut + 1]))
+    return cuts
+
+
+def test_pair_probabilities_equal_teacher_forced_answer_prefixes(tiny_qwen, decoded_records):
+    model, processor = tiny_qwen
+    judge = Judge(model, processor)
+    for record in decoded_records[::2]:  # the pair records of the 4 tasks
+        query = JudgeQuery.of(record)
+        reading = judge.answer_probabilities([query])[0]
+        answers = DEFAULT_TEMPLATES[record.stream].pair_answers
+        prefixes = _distinguishing_prefix([answers[v] for v in ("first", "second", "tie")], processor)
+        direct = []
+        for prefix in prefixes:
+            tokens = processor.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+            direct.append(_prefix_logprob(model, processor, query, tokens))
+        expected = torch.softmax(torch.tensor(direct), 0)
+        got = torch.tensor([reading["first"], reading["second"], reading["tie"]])
+        assert torch.allclose(got, expected, atol=1e-5), (record.stream, got, expected)
+
+
+def _prefix_logprob(model, processor, query, tokens):
+    tokenizer = processor.tokenizer
+    parts = DEFAULT_TEMPLATES[query.stream].render(
+        query.prompt,
+        context=query.context,
+        candidates=query.candidates,
+        media_kind="video" if query.task.startswith("video") else "image",
+        scale=query.scale,
+    )
+    encoded = encode_chat(processor, parts, None)
+    n = len(encoded.input_ids)
+    encoded.input_ids += tokens
+    batch = pad_batch([encoded], tokenizer.pad_token_id)
+    batch.pop("labels")
+    batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], processor)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(**batch).logits[0], -1)
+    return sum(logp[n - 1 + i, t].item() for i, t in enumerate(tokens))
+
+
+def test_expected_score_equals_direct_computation(tiny_qwen, decoded_records):
+    model, processor = tiny_qwen
+    judge = Judge(model, processor)
+    record = decoded_records[1]  # image_generation point
+    for scale in ((1, 5), (1, 10)):
+        query = JudgeQuery.of(record, scale=scale)
+        got = judge.expected_scores([query])[0].item()
+        values = list(range(scale[0], scale[1] + 1))
+        prefixes = _distinguishing_prefix([score_answer(v) for v in values], processor)
+        logps = torch.tensor(
+            [
+                _prefix_logprob(model, processor, query, processor.tokenizer(p, add_special_tokens=False)["input_ids"])
+                for p in prefixes
+            ]
+        )
+        expected = float((torch.softmax(logps, 0) * torch.tensor(values, dtype=torch.float)).sum())
+        assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_batched_reading_equals_one_by_one(tiny_qwen, decoded_records):
+    model, processor = tiny_qwen
+    judge = Judge(model, processor, batch_size=8)
+    queries = [JudgeQuery.of(r) for r in decoded_records]
+    together = judge.answer_probabilities(queries)
+    alone = [judge.answer_probabilities([q])[0] for q in queries]
+    for a, b in zip(together, alone, strict=True):
+        assert a.keys() == b.keys() and all(math.isclose(a[k], b[k], abs_tol=1e-5) for k in a)
+
+
+def test_compare_both_orders_and_score_api(tiny_qwen, decoded_records):
+    model, processor = tiny_qwen
+    judge = Judge(model, processor)
+    pair = decoded_records[2]  # image_understanding pair
+    a, b = pair.candidates
+    forward = judge.compare(pair.task, [pair.prompt], [a], [b], [pair.context])
+    backward = judge.compare(pair.task, [pair.prompt], [b], [a], [pair.context])
+    both = judge.compare(pair.task, [pair.prompt], [a], [b], [pair.context], both_orders=True)
+    assert both.item() == pytest.approx(0.5 * (forward.item() + 1 - backward.item()), abs=1e-5)
+    point = decoded_records[1]
+    scores = judge.score(point.task, [point.prompt] * 2, [point.candidates[0]] * 2, scale=(1, 5))
+    assert scores.shape == (2,) and 1 <= scores[0] <= 5 and scores[0] == pytest.approx(scores[1].item())
+
+
+def test_trie_rejects_answers_it_cannot_tell_apart():
+    with pytest.raises(ValueError, match="prefix"):
+        AnswerTrie.build([[1, 2], [1, 2, 3]])
+    trie = AnswerTrie.build([[5, 1, 9], [5, 2, 9], [7, 9]])
+    assert trie.path == (5,) and trie.exits == ((1, 1), (1, 2), (0, 7))
+
+
+def test_generate_and_parse_is_explicit_about_invalid_answers(tiny_qwen, decoded_records):
+    model, processor = tiny_qwen
+    judge = Judge(model, processor)
+    queries = [JudgeQuery.of(r) for r in decoded_records[:2]]
+    texts = judge.generate(queries, max_new_tokens=4)
+    parsed = judge.generate_and_parse(queries, max_new_tokens=4)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert all(p is None or p in ("first", "second", "tie") or isinstance(p, float) for p in parsed)
+
+
+def test_export_round_trip(tiny_qwen, decoded_records, tmp_path):
+    model, processor = tiny_qwen
+    judge = Judge(model, processor)
+    judge.save_pretrained(tmp_path / "judge")
+    loaded = Judge.from_pretrained(tmp_path / "judge")
+    queries = [JudgeQuery.of(r) for r in decoded_records[:4]]
+    for a, b in zip(judge.answer_probabilities(queries), loaded.answer_probabilities(queries), strict=True):
+        assert all(math.isclose(a[k], b[k], abs_tol=1e-5) for k in a)
