@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
 DEV_REQUIRES = [
     "pytest>=8",
     "ruff==0.17.6",
+    "matplotlib>=3.8",  # experiments/*/collect.py plots
 ]
 
 setup(

@@ -1,6 +1,6 @@
 """Judgments/s of the one-forward judge vs the official method (generate the answer, then parse it).
 
-    python benchmarks/bench_judge.py [--batch 8] [--batches 6] [--repeats 3]
+    python benchmarks/bench_judge.py [--batch 8] [--batches 6] [--repeats 3] [--answer-tokens N]
 
 Both sides use the same tiny Qwen2-VL, the same pair records (all four tasks, images and 8-frame
 videos), the same batch size and the same prompt encoding (`scoring.Judge`). The baseline generates
@@ -29,6 +29,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--answer-tokens",
+        type=int,
+        default=None,
+        help="tokens the baseline generates (default: the longest verdict sentence, end token included)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
@@ -44,7 +50,7 @@ def main() -> None:
         for i in range(count)
     ]
     tokenizer = processor.tokenizer
-    answer_tokens = max(
+    answer_tokens = args.answer_tokens or max(
         len(tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"])
         for template in judge.templates.values()
         for answer in template.pair_answers.values()

@@ -47,6 +47,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "No LightningModule is configured. Pick an experiment, e.g. `python src/train.py experiment=reward_joint`, "
             "or a module group, e.g. `module=reward_sft`."
         )
+    from unified_reward.strategies import check_compatibility
+
+    check_compatibility(cfg.trainer, cfg.get("model"))
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.module)
@@ -69,7 +72,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.test(module, datamodule=datamodule, ckpt_path=None if cfg.train else cfg.get("ckpt_path"))
         test_metrics = _scalar_metrics({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics.update(test_metrics)
-        _print_table("test metrics", test_metrics)
+        if trainer.is_global_zero:
+            _print_table("test metrics", test_metrics)
     skipped = datamodule.skipped() if hasattr(datamodule, "skipped") else {}
     if trainer.is_global_zero:
         output_dir = Path(cfg.paths.output_dir)

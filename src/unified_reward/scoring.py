@@ -253,20 +253,23 @@ class Judge:
 
     # ---- export --------------------------------------------------------------------------------------
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, state_dict: dict[str, Any] | None = None) -> None:
         """A folder plain transformers (and peft, for adapters on quantized bases) can load, plus our
-        templates and family, which `Judge.from_pretrained` reads."""
+        templates and family, which `Judge.from_pretrained` reads. `state_dict`: the full weights of a
+        sharded model, gathered by the caller."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         model = self.model
         info: dict[str, Any] = {"family": self.processor.family, "adapter": False}
-        if hasattr(model, "merge_and_unload") and not getattr(model, "is_loaded_in_4bit", False):
+        if state_dict is not None:
+            info["adapter"] = hasattr(model, "peft_config")
+        elif hasattr(model, "merge_and_unload") and not getattr(model, "is_loaded_in_4bit", False):
             import copy
 
             model = copy.deepcopy(model).merge_and_unload()
         elif hasattr(model, "peft_config"):
             info["adapter"] = True
-        model.save_pretrained(path)
+        model.save_pretrained(path, state_dict=state_dict)
         self.processor.save_pretrained(path)
         save_templates(self.templates, path / "judge_templates.json")
         (path / "judge.json").write_text(json.dumps(info, indent=2))

@@ -22,7 +22,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.reading import MixtureStream, ShardStream, SkipCounter
+from unified_reward.data.reading import MixtureStream, ShardStream, SkipBatches, SkipCounter
 from unified_reward.data.schema import MODES, TASKS, stream_name
 from unified_reward.data.sources import ShardSource
 
@@ -73,6 +73,7 @@ class PreferenceDataModule(L.LightningDataModule):
         self.seed = seed
         self.collate_fn = collate_fn or keep_records
         self.skip_counts = {split: SkipCounter() for split in ("train", "val", "test", "predict")}
+        self._resume_batches = 0
 
     def prepare_data(self) -> None:
         self.source.prepare()
@@ -100,8 +101,11 @@ class PreferenceDataModule(L.LightningDataModule):
         return MixtureStream(streams, self.weights, seed=self.seed)
 
     def _loader(self, split: str, batch_size: int, *, repeat: bool) -> DataLoader:
+        dataset = self._mixture(split, repeat=repeat)
+        if split == "train" and self._resume_batches:
+            dataset = SkipBatches(dataset, self._resume_batches, batch_size)
         return DataLoader(
-            self._mixture(split, repeat=repeat),
+            dataset,
             batch_size=batch_size,
             num_workers=self.num_workers,
             collate_fn=self.collate_fn,
@@ -116,6 +120,16 @@ class PreferenceDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, repeat=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: how many training batches were consumed, so a resumed run skips them
+        and sees the same data as an uninterrupted one (the streams are deterministic from the seed)."""
+        trainer = getattr(self, "trainer", None)
+        consumed = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
+        return {"train_batches": int(consumed)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume_batches = int(state.get("train_batches", 0))
 
     def skipped(self) -> dict[str, dict[str, int]]:
         """Bad samples skipped so far, per split and reason (summed over this process's workers)."""

@@ -253,3 +253,22 @@ class MixtureStream(IterableDataset):
                 yield next(active[name])
             except StopIteration:
                 del active[name]
+
+
+class SkipBatches(IterableDataset):
+    """Drops the records of the first `batches` batches a DataLoader over `dataset` would yield, so a
+    resumed run continues with the batches it had not seen. DataLoader workers each build whole
+    batches and are read round-robin, so worker w drops its share of the first `batches` batches."""
+
+    def __init__(self, dataset: IterableDataset, batches: int, batch_size: int):
+        self.dataset = dataset
+        self.batches = batches
+        self.batch_size = batch_size
+
+    def __iter__(self) -> Iterator[Any]:
+        place = ReaderPlace.current()
+        mine = len(range(place.worker, self.batches, place.num_workers))
+        iterator = iter(self.dataset)
+        for _ in range(mine * self.batch_size):
+            next(iterator, None)
+        yield from iterator

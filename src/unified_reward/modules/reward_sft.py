@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,9 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
-from torchmetrics.regression import SpearmanCorrCoef
 
 from unified_reward.data.collators import JudgeCollator
-from unified_reward.data.schema import MODES, TASKS, PreferenceRecord, VideoClip
+from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.prompts.templates import load_templates
 from unified_reward.scoring import VERDICTS, Judge, JudgeQuery
@@ -75,18 +74,18 @@ class RewardSFTModule(L.LightningModule):
         self.templates = load_templates(templates)
         self.collate = JudgeCollator(processor, self.templates, max_length=max_length, train_rationale=train_rationale)
         self.judge = Judge(self.model, processor, self.templates, batch_size=judge_batch_size, max_length=max_length)
-        self.metrics = nn.ModuleDict()
-        for split in ("val", "test"):
-            for task in TASKS:
-                self.metrics[f"{split}_acc_{task}_pair"] = MeanMetric()
-                self.metrics[f"{split}_mae_{task}_point"] = MeanMetric()
-                self.metrics[f"{split}_spearman_{task}_point"] = SpearmanCorrCoef()
-                for mode in MODES:
-                    self.metrics[f"{split}_invalid_{task}_{mode}"] = MeanMetric()
-                    self.metrics[f"{split}_genscore_{task}_{mode}"] = MeanMetric()  # gen acc (pair) / gen MAE (point)
-        self._seen: set[str] = set()
+        self._results: dict[str, list[tuple]] = {"val": [], "test": []}
 
     # ---- training --------------------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        if isinstance(self.trainer.strategy, ModelParallelStrategy) and not getattr(self, "_sharded", False):
+            from unified_reward.strategies import shard_with_fsdp2
+
+            shard_with_fsdp2(self.model, self.device_mesh["data_parallel"])
+            self._sharded = True  # fit and then test both call configure_model
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         if batch is None:
@@ -144,47 +143,46 @@ class RewardSFTModule(L.LightningModule):
     def _update_one_forward(self, split: str, record: PreferenceRecord, reading: dict) -> None:
         if record.mode == "pair":
             predicted = max(VERDICTS, key=lambda v: reading.get(v, 0.0))
-            self.metrics[f"{split}_acc_{record.task}_pair"].update(float(predicted == record.label))
+            self._results[split].append(("acc", record.stream, float(predicted == record.label)))
         else:
             expected = sum(score * p for score, p in reading.items())
-            self.metrics[f"{split}_mae_{record.task}_point"].update(abs(expected - record.label.score))
-            self.metrics[f"{split}_spearman_{record.task}_point"].update(
-                torch.tensor([expected], device=self.device), torch.tensor([record.label.score], device=self.device)
-            )
+            self._results[split].append(("point", record.stream, expected, record.label.score))
 
     def _update_generated(self, split: str, record: PreferenceRecord, answer) -> None:
-        self.metrics[f"{split}_invalid_{record.task}_{record.mode}"].update(float(answer is None))
+        self._results[split].append(("invalid", record.stream, float(answer is None)))
         if answer is None:
             return
         if record.mode == "pair":
-            self.metrics[f"{split}_genscore_{record.task}_pair"].update(float(answer == record.label))
+            self._results[split].append(("gen_acc", record.stream, float(answer == record.label)))
         else:
-            self.metrics[f"{split}_genscore_{record.task}_point"].update(abs(answer - record.label.score))
+            self._results[split].append(("gen_mae", record.stream, abs(answer - record.label.score)))
 
-    def _included_streams(self) -> set[str] | None:
-        """The streams the datamodule reads (the same on every rank, so metric syncs stay in step)."""
-        weights = getattr(getattr(self.trainer, "datamodule", None), "weights", None)
-        return {name for name, weight in weights.items() if weight > 0} if weights else None
+    def _gathered(self, split: str) -> list[tuple]:
+        """Every rank's results (one collective call, made by every rank alike)."""
+        results, self._results[split] = self._results[split], []
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            everyone: list[list[tuple]] = [[] for _ in range(torch.distributed.get_world_size())]
+            torch.distributed.all_gather_object(everyone, results)
+            return [row for rows in everyone for row in rows]
+        return results
 
     def _log_epoch(self, split: str) -> None:
-        values: dict[str, float] = {}
-        included = self._included_streams()
-        for key, metric in self.metrics.items():
-            _, kind, *stream = key.split("_")
-            name = "_".join(stream)
-            if not key.startswith(split + "_") or (name not in included if included else not metric.update_called):
-                continue
-            if kind in ("invalid", "genscore") and not (split == "test" and self.hparams.test_generate):
-                continue
-            value = float(metric.compute()) if kind != "spearman" or _enough(metric) else float("nan")
-            metric.reset()
-            label = {"genscore": "gen_acc" if name.endswith("pair") else "gen_mae"}.get(kind, kind)
-            values[f"{split}/{label}/{name}"] = value
-        pair_accuracies = [v for k, v in values.items() if k.startswith(f"{split}/acc/")]
-        if pair_accuracies:
-            values[f"{split}/acc/mean"] = float(np.nanmean(pair_accuracies))
-        if values:
-            self.log_dict(values, sync_dist=False)
+        grouped: dict[tuple[str, str], list] = defaultdict(list)
+        for kind, stream, *values in self._gathered(split):
+            grouped[(kind, stream)].append(values)
+        metrics: dict[str, float] = {}
+        for (kind, stream), rows in sorted(grouped.items()):
+            if kind == "point":
+                expected, labels = np.array(rows, dtype=float).T
+                metrics[f"{split}/mae/{stream}"] = float(np.abs(expected - labels).mean())
+                metrics[f"{split}/spearman/{stream}"] = spearman(expected, labels)
+            else:
+                metrics[f"{split}/{kind}/{stream}"] = float(np.mean([r[0] for r in rows]))
+        accuracies = [v for k, v in metrics.items() if k.startswith(f"{split}/acc/")]
+        if accuracies:
+            metrics[f"{split}/acc/mean"] = float(np.mean(accuracies))
+        if metrics:
+            self.log_dict(metrics, sync_dist=False)  # already gathered: every rank holds the same values
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -210,19 +208,30 @@ class RewardSFTModule(L.LightningModule):
     # ---- export ----------------------------------------------------------------------------------------
 
     def on_train_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
+        if not self.hparams.export_dir:
+            return
+        from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
+
+        full_state = None
+        if isinstance(self.trainer.strategy, FSDPStrategy | ModelParallelStrategy):
+            # every rank takes part in gathering the sharded weights; rank 0 writes them
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            full_state = get_model_state_dict(self.model, options=options)
+        if self.trainer.is_global_zero:
             path = Path(self.trainer.default_root_dir) / self.hparams.export_dir
-            self.judge.save_pretrained(path)
+            self.judge.save_pretrained(path, state_dict=full_state)
             log.info("judge exported to %s (load it with Judge.from_pretrained)", path)
 
 
-def _enough(metric: SpearmanCorrCoef) -> bool:
-    """Spearman is defined only for two or more non-constant values."""
-    if isinstance(metric.preds, list) and not metric.preds:
-        return False
-    predictions = torch.cat(metric.preds) if isinstance(metric.preds, list) else metric.preds
-    targets = torch.cat(metric.target) if isinstance(metric.target, list) else metric.target
-    return len(predictions) > 1 and predictions.std() > 0 and targets.std() > 0
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN where it is undefined."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
 
 
 def _as_grid(media) -> np.ndarray:

@@ -1,0 +1,73 @@
+"""Distributed strategies, and the checks that reject incompatible choices before anything starts.
+
+`fsdp_strategy` gives Lightning's `FSDPStrategy` on GPUs and, where that strategy refuses the CPU,
+a `ModelParallelStrategy` whose modules shard themselves with FSDP2 (`fully_shard`) in
+`configure_model` (see `shard_with_fsdp2`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+
+def _decoder_layer_classes() -> set[type]:
+    """The language model's blocks. Vision blocks stay in the root unit on purpose: a batch without
+    images (or videos) skips the vision tower, and per-block all-gathers there would then differ
+    between ranks and deadlock; the root unit is gathered on every forward whatever the batch holds."""
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
+    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as q25
+    from transformers.models.qwen2_vl import modeling_qwen2_vl as q2
+
+    return {q2.Qwen2VLDecoderLayer, q25.Qwen2_5_VLDecoderLayer, Qwen2DecoderLayer}
+
+
+def fsdp_strategy(
+    accelerator: str = "auto", devices: int = 1, num_nodes: int = 1, cpu_offload: bool = False, **kwargs: Any
+):
+    import torch
+    from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
+
+    on_gpu = accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        return FSDPStrategy(
+            auto_wrap_policy=_decoder_layer_classes(),
+            activation_checkpointing_policy=None,
+            sharding_strategy="FULL_SHARD",
+            state_dict_type="sharded",
+            cpu_offload=cpu_offload,
+            use_orig_params=True,  # LoRA: frozen and trainable parameters share flat buffers
+            **kwargs,
+        )
+    return ModelParallelStrategy(data_parallel_size=int(devices) * int(num_nodes), tensor_parallel_size=1, **kwargs)
+
+
+def shard_with_fsdp2(model: nn.Module, mesh) -> None:
+    """FSDP2: shard every transformer block, then the rest of the model, over the data-parallel mesh."""
+    from torch.distributed.fsdp import fully_shard
+
+    classes = tuple(_decoder_layer_classes())
+    for module in model.modules():
+        if isinstance(module, classes):
+            fully_shard(module, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+
+
+def check_compatibility(trainer_cfg: Any, model_cfg: Any) -> None:
+    """Fail at start, with what to do instead, on choices that would break later."""
+    strategy = str(trainer_cfg.get("strategy", ""))
+    uses_fsdp = "fsdp" in strategy.lower() or "FSDP" in strategy or "ModelParallel" in strategy
+    plugins = str(trainer_cfg.get("plugins", "") or "")
+    precision = str(trainer_cfg.get("precision", ""))
+    if uses_fsdp and ("Bitsandbytes" in plugins or precision.startswith("nf4") or precision.startswith("int8")):
+        raise ValueError(
+            "Lightning's bitsandbytes precision plugin cannot be combined with FSDP. Quantize through the model "
+            "instead: model=<name>_qlora (transformers' BitsAndBytesConfig) with model.backbone.quant_storage=bfloat16."
+        )
+    backbone = (model_cfg or {}).get("backbone") or {}
+    if uses_fsdp and backbone.get("finetune") == "qlora" and not backbone.get("quant_storage"):
+        raise ValueError(
+            "QLoRA under FSDP needs the 4-bit weights stored in a float type so FSDP can shard them: "
+            "set model.backbone.quant_storage=bfloat16."
+        )
