@@ -8,27 +8,6 @@ from unified_reward.prompts.templates import DEFAULT_TEMPLATES, score_answer
 from unified_reward.scoring import AnswerTrie, Judge, JudgeQuery
 
 
-def _sequence_logprob(model, processor, query, answer_text):
-    """Independent computation: log P(answer tokens | prompt) by teacher forcing the whole answer."""
-    tokenizer = processor.tokenizer
-    parts = DEFAULT_TEMPLATES[query.stream].render(
-        query.prompt,
-        context=query.context,
-        candidates=query.candidates,
-        media_kind="video" if query.task.startswith("video") else "image",
-        scale=query.scale,
-    )
-    encoded = encode_chat(processor, parts, answer_text)
-    batch = pad_batch([encoded], tokenizer.pad_token_id)
-    labels = batch.pop("labels")
-    batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], processor)
-    with torch.no_grad():
-        logits = model(**batch).logits[0, :-1]
-    targets = labels[0, 1:]
-    mask = targets != -100
-    return torch.log_softmax(logits, -1)[mask].gather(-1, targets[mask, None]).sum().item(), int(mask.sum())
-
-
 def _distinguishing_prefix(answers, processor):
     """Each answer cut after its first token that differs from every other answer's token at that place."""
     tokenizer = processor.tokenizer
