@@ -64,14 +64,9 @@ def encode_chat(
     parts: list[dict[str, Any]],
     answer: str | None,
     *,
-    answer_prefix: str = "",
     max_length: int | None = None,
 ) -> EncodedChat:
-    """Token ids for one user turn and (optionally) the assistant answer, labelled for SFT.
-
-    `answer_prefix` is text already put in the assistant's mouth (for reading decision tokens);
-    it is part of the prompt, not of the labels.
-    """
+    """Token ids for one user turn and (optionally) the assistant answer, labelled for SFT."""
     if processor.family == "llava_onevision":
         raise NotImplementedError("the LLaVA-OneVision collator is not written yet; use qwen2_vl or qwen2_5_vl")
     tokenizer = processor.tokenizer
@@ -94,7 +89,7 @@ def encode_chat(
             encoded.video_grid_thw.append(grid)
             token_counts[video_id(processor)].append(int(np.prod(grid)) // merge)
     prompt_ids: list[int] = []
-    for token in tokenizer(text + answer_prefix, add_special_tokens=False)["input_ids"]:
+    for token in tokenizer(text, add_special_tokens=False)["input_ids"]:
         # each media placeholder stands for as many tokens as its media takes, in order
         prompt_ids.extend([token] * token_counts[token].pop(0) if token in token_counts else [token])
     if any(token_counts.values()):
