@@ -75,17 +75,18 @@ class RewardSFTModule(L.LightningModule):
         self.collate = JudgeCollator(processor, self.templates, max_length=max_length, train_rationale=train_rationale)
         self.judge = Judge(self.model, processor, self.templates, batch_size=judge_batch_size, max_length=max_length)
         self._results: dict[str, list[tuple]] = {"val": [], "test": []}
+        self._sharded = False  # set once FSDP2 has sharded the model (configure_model runs for fit and test)
 
     # ---- training --------------------------------------------------------------------------------------
 
     def configure_model(self) -> None:
         from lightning.pytorch.strategies import ModelParallelStrategy
 
-        if isinstance(self.trainer.strategy, ModelParallelStrategy) and not getattr(self, "_sharded", False):
+        if isinstance(self.trainer.strategy, ModelParallelStrategy) and not self._sharded:
             from unified_reward.strategies import shard_with_fsdp2
 
             shard_with_fsdp2(self.model, self.device_mesh["data_parallel"])
-            self._sharded = True  # fit and then test both call configure_model
+            self._sharded = True
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         if batch is None:
