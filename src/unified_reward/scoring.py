@@ -239,6 +239,8 @@ class Judge:
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
+                # sharded (FSDP) models: every rank keeps stepping until all are done, so collectives match
+                synced_gpus=torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1,
             )
             texts += tokenizer.batch_decode(output[:, length:], skip_special_tokens=True)
         return texts
