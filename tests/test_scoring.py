@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from unified_reward.data.collators import encode_chat, mm_token_type_ids, pad_batch
+from unified_reward.data.collators import encode_chat, pad_batch
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, score_answer
 from unified_reward.scoring import AnswerTrie, Judge, JudgeQuery
 
@@ -41,7 +41,6 @@ def test_pair_probabilities_equal_teacher_forced_answer_prefixes(tiny_qwen, deco
 
 
 def _prefix_logprob(model, processor, query, tokens):
-    tokenizer = processor.tokenizer
     parts = DEFAULT_TEMPLATES[query.stream].render(
         query.prompt,
         context=query.context,
@@ -52,9 +51,9 @@ def _prefix_logprob(model, processor, query, tokens):
     encoded = encode_chat(processor, parts, None)
     n = len(encoded.input_ids)
     encoded.input_ids += tokens
-    batch = pad_batch([encoded], tokenizer.pad_token_id)
+    encoded.labels += [-100] * len(tokens)
+    batch = pad_batch([encoded], processor)
     batch.pop("labels")
-    batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], processor)
     with torch.no_grad():
         logp = torch.log_softmax(model(**batch).logits[0], -1)
     return sum(logp[n - 1 + i, t].item() for i, t in enumerate(tokens))

@@ -21,11 +21,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from unified_reward.data.collators import encode_chat, mm_token_type_ids, pad_batch
-from unified_reward.data.schema import PointLabel, PreferenceRecord, media_kind_of, stream_name
+from unified_reward.data.collators import encode_chat, pad_batch
+from unified_reward.data.schema import PreferenceRecord, stream_name
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.prompts.parsing import parse_pair, parse_score
-from unified_reward.prompts.templates import JudgeTemplate, load_templates, save_templates, score_answer
+from unified_reward.prompts.templates import (
+    DEFAULT_SCALE,
+    JudgeTemplate,
+    load_templates,
+    render_judge_prompt,
+    save_templates,
+    score_answer,
+)
 
 VERDICTS = ("first", "second", "tie")
 
@@ -39,12 +46,11 @@ class JudgeQuery:
     prompt: str
     candidates: tuple[Any, ...]
     context: Any = None
-    scale: tuple[float, float] = (1.0, 5.0)
+    scale: tuple[float, float] = DEFAULT_SCALE
 
     @classmethod
     def of(cls, record: PreferenceRecord, scale: tuple[float, float] | None = None) -> JudgeQuery:
-        if scale is None:
-            scale = (record.label.low, record.label.high) if isinstance(record.label, PointLabel) else (1.0, 5.0)
+        scale = scale or record.scale or DEFAULT_SCALE
         return cls(record.task, record.mode, record.prompt, record.candidates, record.context, scale)
 
     @property
@@ -127,14 +133,17 @@ class Judge:
 
     # ---- one-forward reading -------------------------------------------------------------------------
 
-    def _parts(self, query: JudgeQuery):
-        return self.templates[query.stream].render(
-            query.prompt,
-            context=query.context,
-            candidates=query.candidates,
-            media_kind=media_kind_of(query.task),
-            scale=query.scale,
+    def _encode(self, query: JudgeQuery):
+        parts = render_judge_prompt(
+            self.templates, query.task, query.mode, query.prompt, query.context, query.candidates, query.scale
         )
+        return encode_chat(self.processor, parts, None, max_length=self.max_length)
+
+    def _model_batch(self, encoded, *, left: bool = False) -> dict[str, torch.Tensor]:
+        batch = pad_batch(encoded, self.processor, left=left)
+        batch.pop("labels")
+        device = next(self.model.parameters()).device
+        return {k: v.to(device) for k, v in batch.items()}
 
     @torch.no_grad()
     def answer_probabilities(self, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
@@ -143,25 +152,17 @@ class Judge:
         for start in range(0, len(queries), self.batch_size):
             chunk = queries[start : start + self.batch_size]
             tries = [self._trie(q) for q in chunk]
-            encoded = [encode_chat(self.processor, self._parts(q), None, max_length=self.max_length) for q in chunk]
+            encoded = [self._encode(q) for q in chunk]
             prompt_lengths = [len(e.input_ids) for e in encoded]
             for e, (trie, _) in zip(encoded, tries, strict=True):
                 e.input_ids = e.input_ids + list(trie.path)
                 e.labels = e.labels + [-100] * len(trie.path)
-            logits = self._forward(encoded)
+            logits = self.model(**self._model_batch(encoded), use_cache=False).logits
             for row, ((trie, meanings), length) in enumerate(zip(tries, prompt_lengths, strict=True)):
                 window = logits[row, length - 1 : length + len(trie.path)]
                 probabilities = torch.softmax(trie.log_probabilities(window), dim=0)
                 results.append(dict(zip(meanings, probabilities.tolist(), strict=True)))
         return results
-
-    def _forward(self, encoded) -> torch.Tensor:
-        batch = pad_batch(encoded, self.processor.tokenizer.pad_token_id)
-        batch.pop("labels")
-        batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], self.processor)
-        device = next(self.model.parameters()).device
-        batch = {k: v.to(device) for k, v in batch.items()}
-        return self.model(**batch, use_cache=False).logits
 
     def pair_probabilities(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
         """(n, 3) probabilities of first / second / tie."""
@@ -203,7 +204,7 @@ class Judge:
         candidates: Sequence[Any],
         contexts: Sequence[Any] | None = None,
         *,
-        scale: tuple[float, float] = (1.0, 5.0),
+        scale: tuple[float, float] = DEFAULT_SCALE,
     ) -> torch.Tensor:
         """The expected score of each candidate under the score-token distribution."""
         contexts = contexts if contexts is not None else [None] * len(prompts)
@@ -219,20 +220,10 @@ class Judge:
         """Greedy answers, for checkpoints that reason before their verdict."""
         texts: list[str] = []
         tokenizer = self.processor.tokenizer
-        device = next(self.model.parameters()).device
         for start in range(0, len(queries), self.batch_size):
             chunk = queries[start : start + self.batch_size]
-            encoded = [encode_chat(self.processor, self._parts(q), None, max_length=self.max_length) for q in chunk]
-            batch = pad_batch(encoded, tokenizer.pad_token_id)
-            batch.pop("labels")
+            batch = self._model_batch([self._encode(q) for q in chunk], left=True)
             length = batch["input_ids"].shape[1]
-            # left-align for generation: move each row's padding to the front
-            for row, e in enumerate(encoded):
-                n = len(e.input_ids)
-                batch["input_ids"][row] = torch.roll(batch["input_ids"][row], length - n)
-                batch["attention_mask"][row] = torch.roll(batch["attention_mask"][row], length - n)
-            batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], self.processor)
-            batch = {k: v.to(device) for k, v in batch.items()}
             output = self.model.generate(
                 **batch,
                 max_new_tokens=max_new_tokens,

@@ -3,7 +3,15 @@ import pytest
 import torch
 from PIL import Image
 
-from unified_reward.data.collators import IGNORE_INDEX, JudgeCollator, TooLongError, _image_patches, _video_patches
+from unified_reward.data.collators import (
+    IGNORE_INDEX,
+    JudgeCollator,
+    TooLongError,
+    _image_patches,
+    _video_patches,
+    encode_chat,
+    pad_batch,
+)
 from unified_reward.data.schema import VideoClip
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES
 
@@ -66,3 +74,17 @@ def test_too_long_samples_are_skipped_and_counted_or_raise(tiny_qwen, decoded_re
     assert JudgeCollator(processor, DEFAULT_TEMPLATES, max_length=10)(decoded_records) is None
     with pytest.raises(TooLongError, match="record synthetic-"):
         JudgeCollator(processor, DEFAULT_TEMPLATES, max_length=10, strict=True)(decoded_records)
+
+
+def test_left_padding_for_generation_keeps_rows_and_token_types_aligned(tiny_qwen, decoded_records):
+    _, processor = tiny_qwen
+    collator = JudgeCollator(processor, DEFAULT_TEMPLATES)
+    encoded = [encode_chat(processor, collator.parts(r), None) for r in decoded_records[:3]]
+    right, left = pad_batch(encoded, processor), pad_batch(encoded, processor, left=True)
+    for row, e in enumerate(encoded):
+        n = len(e.input_ids)
+        assert right["input_ids"][row, :n].tolist() == left["input_ids"][row, -n:].tolist() == e.input_ids
+        assert int(left["attention_mask"][row].sum()) == n and left["attention_mask"][row, -1] == 1
+    assert torch.equal(
+        left["mm_token_type_ids"] == 1, left["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    )

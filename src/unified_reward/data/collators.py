@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from unified_reward.data.schema import PointLabel, PreferenceRecord, VideoClip, media_kind_of
+from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
-from unified_reward.prompts.templates import JudgeTemplate, score_answer
+from unified_reward.prompts.templates import DEFAULT_SCALE, JudgeTemplate, render_judge_prompt, score_answer
 
 IGNORE_INDEX = -100
 
@@ -139,14 +139,15 @@ class JudgeCollator:
         self.train_rationale = train_rationale
         self.skipped_too_long = 0
 
-    def parts(self, record: PreferenceRecord, scale: tuple[float, float] | None = None) -> list[dict[str, Any]]:
-        label_scale = (record.label.low, record.label.high) if isinstance(record.label, PointLabel) else (1, 5)
-        return self.templates[record.stream].render(
+    def parts(self, record: PreferenceRecord) -> list[dict[str, Any]]:
+        return render_judge_prompt(
+            self.templates,
+            record.task,
+            record.mode,
             record.prompt,
-            context=record.context,
-            candidates=record.candidates,
-            media_kind=media_kind_of(record.task),
-            scale=scale or label_scale,
+            record.context,
+            record.candidates,
+            record.scale or DEFAULT_SCALE,
         )
 
     def answer(self, record: PreferenceRecord) -> str:
@@ -173,23 +174,32 @@ class JudgeCollator:
                 self.skipped_too_long += 1
         if not encoded:
             return None
-        batch = pad_batch(encoded, self.processor.tokenizer.pad_token_id)
-        batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], self.processor)
+        batch = pad_batch(encoded, self.processor)
         batch["records"] = kept
         return batch
 
 
-def pad_batch(encoded: list[EncodedChat], pad_id: int) -> dict[str, Any]:
-    """Right-padded tensors; media tensors concatenated in batch order."""
+def pad_batch(encoded: list[EncodedChat], processor: VLMProcessor, *, left: bool = False) -> dict[str, Any]:
+    """Padded tensors with `mm_token_type_ids`; media tensors concatenated in batch order.
+
+    Right padding for training and for reading answer logits at known positions; left padding for
+    `generate`, which appends after the last column.
+    """
     length = max(len(e.input_ids) for e in encoded)
-    input_ids = torch.full((len(encoded), length), pad_id, dtype=torch.long)
+    input_ids = torch.full((len(encoded), length), processor.tokenizer.pad_token_id, dtype=torch.long)
     labels = torch.full((len(encoded), length), IGNORE_INDEX, dtype=torch.long)
     attention_mask = torch.zeros((len(encoded), length), dtype=torch.long)
     for row, e in enumerate(encoded):
-        input_ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
-        labels[row, : len(e.labels)] = torch.tensor(e.labels)
-        attention_mask[row, : len(e.input_ids)] = 1
-    batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        columns = slice(length - len(e.input_ids), length) if left else slice(0, len(e.input_ids))
+        input_ids[row, columns] = torch.tensor(e.input_ids)
+        labels[row, columns] = torch.tensor(e.labels)
+        attention_mask[row, columns] = 1
+    batch: dict[str, Any] = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": labels,
+        "mm_token_type_ids": mm_token_type_ids(input_ids, processor),
+    }
     images = [p for e in encoded for p in e.pixel_values]
     if images:
         batch["pixel_values"] = torch.cat(images)

@@ -188,6 +188,11 @@ class PreferenceRecord:
         return stream_name(self.task, self.mode)
 
     @property
+    def scale(self) -> tuple[float, float] | None:
+        """(low, high) of a point label; None for pair records."""
+        return (self.label.low, self.label.high) if isinstance(self.label, PointLabel) else None
+
+    @property
     def chosen(self) -> Candidate:
         return self.candidates[self._preferred_index()]
 

@@ -20,6 +20,7 @@ from unified_reward.data.schema import MODES, TASKS, is_generation, media_kind_o
 
 MEDIA_MARKER = re.compile(r"<(context|candidate1|candidate2)>")
 SCORE_PREFIX = "Final Score: "
+DEFAULT_SCALE = (1.0, 5.0)  # the point scale asked for when a record or query names none
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,21 @@ class JudgeTemplate:
                     raise ValueError(f"template needs <{piece}> but none was given")
                 parts.append({"type": media_kind, "media": media[piece]})
         return parts
+
+
+def render_judge_prompt(
+    templates: dict[str, JudgeTemplate],
+    task: str,
+    mode: str,
+    prompt: str,
+    context: Any,
+    candidates: tuple[Any, ...],
+    scale: tuple[float, float],
+) -> list[dict[str, Any]]:
+    """The chat parts that ask the judge about one (task, mode) item: used for training and judging alike."""
+    return templates[stream_name(task, mode)].render(
+        prompt, context=context, candidates=candidates, media_kind=media_kind_of(task), scale=scale
+    )
 
 
 def _number(value: float) -> str:
