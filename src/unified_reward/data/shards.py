@@ -25,7 +25,6 @@ from unified_reward.data.schema import (
     PointLabel,
     PreferenceRecord,
     RecordError,
-    stream_name,
 )
 
 MANIFEST = "manifest.json"
@@ -226,8 +225,3 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {folder} a shard set written by ShardSetWriter?")
     return json.loads(path.read_text())
-
-
-def local_stream_urls(folder: str | os.PathLike, task: str, mode: str) -> list[str]:
-    """The shard files of one stream in a local shard set, sorted."""
-    return sorted(str(p) for p in Path(folder).glob(f"{stream_name(task, mode)}-*.tar"))

@@ -75,9 +75,6 @@ class Scene:
             changes[attribute] = others[int(rng.integers(len(others)))]
         return replace(self, **changes)
 
-    def agreement(self, other: Scene, attributes: tuple[str, ...] | None = None) -> dict[str, bool]:
-        return {a: self.value(a) == other.value(a) for a in (attributes or self.attributes)}
-
 
 def random_scene(kind: SceneKind, rng: np.random.Generator) -> Scene:
     where = (
