@@ -51,11 +51,22 @@ def build_processor(
     *,
     min_pixels: int = 56 * 56,
     max_pixels: int = 28 * 28 * 1280,
+    image_mean: list[float] | None = None,
+    image_std: list[float] | None = None,
     tiny_vocab_size: int = 1024,
 ) -> VLMProcessor:
     """Tokenizer and image processor. Uses the PIL image processors, which need no torchvision;
-    videos are turned into patches from their frames by the collator with the same arithmetic."""
+    videos are turned into patches from their frames by the collator with the same arithmetic.
+
+    `image_mean`/`image_std` replace the processor's pixel normalisation (None keeps the checkpoint's).
+    A model trained from scratch needs the mean of its own data: the Qwen vision towers embed patches
+    with a bias-free projection, so with CLIP's mean a dark background becomes a large constant
+    vector that drowns the objects, and the tiny judge stays at chance.
+    """
     _check_family(family)
+    normalisation = {
+        key: list(value) for key, value in (("image_mean", image_mean), ("image_std", image_std)) if value is not None
+    }
     from transformers import AutoTokenizer
 
     if family in ("qwen2_vl", "qwen2_5_vl"):
@@ -63,9 +74,9 @@ def build_processor(
 
         size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
         image_processor = (
-            Qwen2VLImageProcessorPil.from_pretrained(pretrained, size=size)
+            Qwen2VLImageProcessorPil.from_pretrained(pretrained, size=size, **normalisation)
             if pretrained
-            else Qwen2VLImageProcessorPil(size=size)
+            else Qwen2VLImageProcessorPil(size=size, **normalisation)
         )
         image_token, video_token = "<|image_pad|>", "<|video_pad|>"
     else:
@@ -74,9 +85,11 @@ def build_processor(
         )
 
         image_processor = (
-            LlavaOnevisionImageProcessorPil.from_pretrained(pretrained)
+            LlavaOnevisionImageProcessorPil.from_pretrained(pretrained, **normalisation)
             if pretrained
-            else LlavaOnevisionImageProcessorPil(size={"height": 32, "width": 32}, image_grid_pinpoints=[[32, 32]])
+            else LlavaOnevisionImageProcessorPil(
+                size={"height": 32, "width": 32}, image_grid_pinpoints=[[32, 32]], **normalisation
+            )
         )
         image_token, video_token = "<image>", "<video>"
     if pretrained:
