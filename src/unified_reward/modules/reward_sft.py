@@ -11,7 +11,6 @@ and the invalid-answer rate. Metric names: `val/acc/image_generation_pair`, `tes
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch import nn
 from unified_reward.data.collators import JudgeCollator
 from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
+from unified_reward.modules.optimization import adamw_warmup_cosine
 from unified_reward.prompts.templates import load_templates
 from unified_reward.scoring import VERDICTS, Judge, JudgeQuery
 
@@ -39,13 +39,6 @@ MODEL_INPUTS = (
     "video_grid_thw",
     "mm_token_type_ids",
 )
-
-
-def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class RewardSFTModule(L.LightningModule):
@@ -107,14 +100,14 @@ class RewardSFTModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = max(1, int(self.hparams.warmup_ratio * total))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, total, warmup, self.hparams.min_lr_ratio)
+        return adamw_warmup_cosine(
+            self.model.parameters(),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            total_steps=self.trainer.estimated_stepping_batches,
+            warmup_ratio=self.hparams.warmup_ratio,
+            min_lr_ratio=self.hparams.min_lr_ratio,
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # ---- evaluation ------------------------------------------------------------------------------------
 
