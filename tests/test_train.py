@@ -3,21 +3,52 @@
 import json
 
 import pytest
+import torch
 
 from tests_support import ROOT, compose_config, train_entry
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
 
 
+def _overrides(experiment: str) -> list[str]:
+    if experiment.startswith("diffusion_dpo"):
+        # a random tiny generator stands in for the one experiment=diffusion_pretrain_* exports
+        return ["model.pretrained=null", "module.sample_steps=1", "data.source.candidates=2"]
+    if experiment.startswith("diffusion_pretrain"):
+        return ["module.sample_steps=1"]
+    return []
+
+
+def _tensorboard_images(run) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in run.glob("tensorboard/**/events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["images"])
+    return tags
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_a_few_steps(experiment, tmp_path):
-    cfg = compose_config(tmp_path, f"experiment={experiment}", "debug=fast")
+    cfg = compose_config(tmp_path, f"experiment={experiment}", "debug=fast", *_overrides(experiment))
     metrics = train_entry().train(cfg)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["metrics"] == pytest.approx(metrics, nan_ok=True)
-    assert any(k.startswith("test/acc/") for k in metrics) and "test/loss" in metrics
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
-    assert (tmp_path / "run" / "judge" / "judge.json").exists()
+    assert "test/loss" in metrics
+    # a checkpoint must load without unpickling arbitrary objects, or resuming fails (torch's default)
+    torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    if experiment.startswith("reward"):
+        assert any(k.startswith("test/acc/") for k in metrics)
+        assert (tmp_path / "run" / "judge" / "judge.json").exists()
+    else:
+        assert 1.0 <= metrics["test/score"] <= 5.0 and metrics["test/score_count"] > 0
+        if experiment.startswith("diffusion_dpo"):
+            assert "test/score_reference" in metrics and "test/implicit_accuracy" in metrics
+        assert _tensorboard_images(tmp_path / "run") >= {"samples"}
+        exported = tmp_path / "models" / cfg.task_name if "pretrain" in experiment else tmp_path / "run" / "generator"
+        assert (exported / "unet" / "config.json").exists()
 
 
 def test_train_without_a_module_says_what_to_do(tmp_path):

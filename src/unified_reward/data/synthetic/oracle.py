@@ -169,3 +169,14 @@ def score_answer(question: str, media, answer: str) -> OracleScore:
     stated = read_attributes(answer, kind)
     seen = perceive(media)
     return _score({a: a in stated and stated[a] == seen[a] for a in asked})
+
+
+def score_generated_sample(caption: str, sample: np.ndarray, read_at: int = 64) -> float:
+    """The oracle's score of a generator's uint8 sample (H, W, 3) or (F, H, W, 3), read at `read_at` px
+    at least: small samples are upsampled first (32 px renders read at 32 px lose small shapes; read
+    at 64 px every attribute is recovered, see tests)."""
+    frames = sample[None] if sample.ndim == 3 else sample
+    if frames.shape[1] < read_at:
+        frames = np.stack([np.asarray(Image.fromarray(f).resize((read_at, read_at), Image.BILINEAR)) for f in frames])
+    media = frames[0] if sample.ndim == 3 else VideoClip(frames=frames, timestamps=np.arange(len(frames)) / 8.0)
+    return score_generation(caption, media).score

@@ -1,0 +1,171 @@
+"""Preference pairs from a generator's own samples, ranked by the synthetic world's oracle.
+
+The stand-in for the judge until the filter runs: for each caption of the synthetic world's
+generation records (`records_per_stream[split]` captions), `candidates` samples with distinct
+seeds; chosen = the best oracle score, rejected = the worst; a caption whose candidates all score
+the same gives no pair and is counted (`summary.json` -> `dropped_equal`). Written as pair
+shards, the form the DPO modules read, and cached by a fingerprint of the generator's weights and
+the settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from unified_reward.data.media import encode_image, encode_video
+from unified_reward.data.schema import PreferenceRecord
+from unified_reward.data.shards import ShardSetWriter
+from unified_reward.data.sources import ShardFolder
+from unified_reward.data.synthetic.oracle import score_generated_sample
+from unified_reward.data.synthetic.world import SPLITS, WorldConfig, plan_record
+from unified_reward.generation.noise import NoiseObjective
+from unified_reward.generation.sampling import sample, to_uint8
+from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
+
+log = logging.getLogger(__name__)
+
+
+class OracleRankedPairs:
+    """A shard source (`prepare` / `streams`) of on-policy pairs for one generation task."""
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        denoiser: nn.Module | Callable[..., nn.Module],
+        caption_encoder: CaptionEncoder,
+        objective: NoiseObjective,
+        *,
+        task: str = "image_generation",
+        sample_size: int = 32,
+        num_frames: int | None = None,
+        records_per_stream: dict[str, int] | None = None,
+        candidates: int = 4,
+        sample_steps: int = 20,
+        guidance_scale: float = 1.0,
+        latent_codec: LatentCodec | None = None,
+        world_seed: int = 0,
+        shard_size: int = 500,
+    ):
+        if candidates < 2:
+            raise ValueError(f"a pair needs at least 2 candidates per caption, got {candidates}")
+        self.cache_dir = Path(cache_dir)
+        self._denoiser = denoiser
+        self.caption_encoder, self.objective, self.latent_codec = caption_encoder, objective, latent_codec
+        self.task, self.sample_size, self.num_frames = task, sample_size, num_frames
+        self.records_per_stream = dict(records_per_stream or {"train": 1000, "val": 50, "test": 200})
+        self.candidates, self.sample_steps, self.guidance_scale = candidates, sample_steps, guidance_scale
+        self.world = WorldConfig(seed=world_seed)
+        self.shard_size = shard_size
+        self._folder: Path | None = None
+
+    def _generator(self) -> nn.Module:
+        if isinstance(self._denoiser, nn.Module):
+            return self._denoiser
+        return self._denoiser(finetune="full")  # sampling needs no adapter
+
+    def _fingerprint(self, denoiser: nn.Module) -> str:
+        digest = hashlib.sha1()
+        for name, tensor in sorted(denoiser.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+        settings = {
+            k: getattr(self, k)
+            for k in ("task", "sample_size", "num_frames", "records_per_stream", "candidates", "sample_steps")
+        }
+        settings |= {
+            "guidance": self.guidance_scale,
+            "world_seed": self.world.seed,
+            "prediction": self.objective.prediction,
+        }
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        return digest.hexdigest()[:12]
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:
+            raise RuntimeError("call prepare() first")
+        return self._folder
+
+    def prepare(self) -> None:
+        denoiser = self._generator()
+        folder = self.cache_dir / f"pairs-{self.task}-{self._fingerprint(denoiser)}"
+        self._folder = folder
+        if (folder / "summary.json").exists():
+            return
+        staging = self.cache_dir / f".staging-{folder.name}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        started = time.perf_counter()
+        summary = {split: self._write_split(denoiser, split, staging / split) for split in SPLITS}
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2))
+        try:
+            staging.rename(folder)
+        except OSError:  # another process finished first with the same content
+            shutil.rmtree(staging, ignore_errors=True)
+        log.info("oracle-ranked pairs ready in %s (%.1f s): %s", folder, time.perf_counter() - started, summary)
+
+    def _write_split(self, denoiser: nn.Module, split: str, folder: Path) -> dict:
+        count = self.records_per_stream.get(split, 0)
+        captions = [plan_record(self.world, split, self.task, "pair", i).prompt for i in range(count)]
+        repeated = [c for c in captions for _ in range(self.candidates)]
+        seeds = [int(hashlib.sha1(f"{split}-{i}".encode()).hexdigest()[:8], 16) for i in range(len(repeated))]
+        shape = (denoiser.config.in_channels, self.num_frames, self.sample_size, self.sample_size)
+        shape = shape if self.num_frames else (shape[0], shape[2], shape[3])
+        with torch.no_grad():
+            samples = sample(
+                denoiser,
+                self.caption_encoder,
+                repeated,
+                self.objective,
+                shape=shape,
+                seeds=seeds,
+                steps=self.sample_steps,
+                guidance_scale=self.guidance_scale,
+            )
+            if self.latent_codec is not None:
+                samples = self.latent_codec.decode(samples)
+        pixels = to_uint8(samples)
+        scores = np.array([score_generated_sample(c, p) for c, p in zip(repeated, pixels, strict=True)])
+        written = dropped = 0
+        with ShardSetWriter(folder, max_count=self.shard_size) as writer:
+            for i, caption in enumerate(captions):
+                block = scores[i * self.candidates : (i + 1) * self.candidates]
+                best, worst = int(block.argmax()), int(block.argmin())
+                if block[best] == block[worst]:
+                    dropped += 1
+                    continue
+                first, last = i * self.candidates + best, i * self.candidates + worst
+                writer.write(
+                    PreferenceRecord.preference_pair(
+                        id=f"oracle-{split}-{self.task}-{i:06d}",
+                        task=self.task,
+                        prompt=caption,
+                        chosen=self._encode(pixels[first]),
+                        rejected=self._encode(pixels[last]),
+                        source="oracle_ranked_samples",
+                        meta={"scores": block.tolist(), "chosen_seed": seeds[first], "rejected_seed": seeds[last]},
+                    )
+                )
+                written += 1
+        return {
+            "captions": count,
+            "pairs": written,
+            "dropped_equal": dropped,
+            "mean_candidate_score": float(scores.mean()) if len(scores) else float("nan"),
+        }
+
+    def _encode(self, pixels: np.ndarray):
+        return encode_image(pixels) if pixels.ndim == 3 else encode_video(pixels)
+
+    def streams(self, split: str) -> dict[str, list[str]]:
+        return ShardFolder(self.folder).streams(split)

@@ -1,0 +1,281 @@
+"""`DiffusionDPOModule`: Diffusion-DPO of a text-to-image or text-to-video denoiser.
+
+`loss="dpo"` (default): chosen and rejected of each pair share one noise and one timestep; the
+per-sample errors of the trained denoiser and of the reference (the same denoiser with its LoRA
+adapter disabled, or a frozen copy for full fine-tuning) give the loss of
+`losses.diffusion_dpo`. `loss="denoise"`: the plain diffusion loss on the chosen samples, used to
+first train a generator (optionally with caption dropout for classifier-free guidance).
+
+Test samples one candidate per held-out caption (fixed seeds) from the trained denoiser and, for
+DPO, from the reference too, and reports the `evaluator`'s mean score of both
+(`test/score`, `test/score_reference`): the before/after of DPO in one run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from unified_reward.data.generation_pairs import GenerationPairCollator
+from unified_reward.generation.noise import NoiseObjective
+from unified_reward.generation.sampling import sample, to_uint8
+from unified_reward.losses.diffusion_dpo import (
+    diffusion_dpo_loss,
+    per_sample_error,
+    shared_noise_and_timesteps,
+    split_pair_errors,
+)
+from unified_reward.models.diffusion import (
+    VIDEO_KINDS,
+    CaptionEmbeddings,
+    CaptionEncoder,
+    LatentCodec,
+    adapter_disabled,
+    denoiser_kind,
+    has_adapter,
+    predict,
+)
+from unified_reward.modules.optimization import adamw_warmup_cosine
+
+log = logging.getLogger(__name__)
+Evaluator = Callable[[str, np.ndarray], float]
+
+
+class DiffusionDPOModule(L.LightningModule):
+    def __init__(
+        self,
+        denoiser: nn.Module | Callable[[], nn.Module],
+        caption_encoder: CaptionEncoder,
+        objective: NoiseObjective,
+        *,
+        latent_codec: LatentCodec | None = None,
+        task: Literal["image_generation", "video_generation"] = "image_generation",
+        sample_size: int = 32,
+        num_frames: int | None = None,
+        loss: Literal["dpo", "denoise"] = "dpo",
+        beta: float = 5000.0,
+        reference: Literal["adapter", "copy"] = "adapter",
+        caption_dropout: float = 0.0,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.0,
+        min_lr_ratio: float = 1.0,
+        sample_steps: int = 25,
+        guidance_scale: float = 1.0,
+        evaluator: Evaluator | None = None,
+        eval_seed: int = 1234,
+        export_dir: str | None = "generator",
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["denoiser", "caption_encoder", "objective", "latent_codec", "evaluator"])
+        if loss not in ("dpo", "denoise"):
+            raise ValueError(f"loss must be dpo or denoise, got {loss!r}")
+        if reference not in ("adapter", "copy"):
+            raise ValueError(f"reference must be adapter or copy, got {reference!r}")
+        self.denoiser = denoiser if isinstance(denoiser, nn.Module) else denoiser()
+        self.kind = denoiser_kind(self.denoiser)
+        is_video = self.kind in VIDEO_KINDS
+        if is_video != task.startswith("video") or is_video != (num_frames is not None):
+            raise ValueError(
+                f"a {self.kind} denoiser makes {'videos' if is_video else 'images'}: task={task}, "
+                f"num_frames={num_frames} do not match (video kinds need num_frames, image kinds none)"
+            )
+        self.caption_encoder = caption_encoder
+        self.latent_codec = latent_codec
+        self.objective = objective
+        self.evaluator = evaluator
+        self.reference_copy: nn.Module | None = None
+        if loss == "dpo":
+            if reference == "adapter" and not has_adapter(self.denoiser):
+                raise ValueError("reference=adapter needs a LoRA denoiser (finetune=lora); use reference=copy")
+            if reference == "copy":
+                self.reference_copy = copy.deepcopy(self.denoiser).requires_grad_(False).eval()
+        self.collate = GenerationPairCollator(task, sample_size, num_frames)
+        self._scores: dict[str, list[tuple[float, float | None]]] = {"val": [], "test": []}
+
+    # ---- the two losses ----------------------------------------------------------------------------------
+
+    def _reference_context(self):
+        return adapter_disabled(self.denoiser) if self.reference_copy is None else nullcontext()
+
+    def _reference_predict(self, noisy: Tensor, timesteps: Tensor, text: CaptionEmbeddings) -> Tensor:
+        model = self.denoiser if self.reference_copy is None else self.reference_copy
+        with torch.no_grad(), self._reference_context():
+            return predict(model, noisy, timesteps, text)
+
+    def _model_space(self, pixels: Tensor) -> Tensor:
+        return pixels if self.latent_codec is None else self.latent_codec.encode(pixels)
+
+    def dpo_step(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        chosen, rejected = self._model_space(batch["chosen"]), self._model_space(batch["rejected"])
+        pairs = chosen.shape[0]
+        noise = torch.randn(chosen.shape, generator=generator).to(chosen)
+        timesteps = self.objective.draw_timesteps(pairs, chosen.device, generator)
+        noise, timesteps = shared_noise_and_timesteps(noise, timesteps)
+        clean = torch.cat([chosen, rejected])
+        noisy = self.objective.noisy(clean, noise, timesteps)
+        target = self.objective.target(clean, noise, timesteps)
+        text = self.caption_encoder(list(batch["captions"]) * 2)
+        model_errors = per_sample_error(predict(self.denoiser, noisy, timesteps, text), target)
+        reference_errors = per_sample_error(self._reference_predict(noisy, timesteps, text), target)
+        model_w, model_l = split_pair_errors(model_errors)
+        reference_w, reference_l = split_pair_errors(reference_errors)
+        out = diffusion_dpo_loss(model_w, model_l, reference_w, reference_l, self.hparams.beta)
+        return {
+            "loss": out.loss,
+            "implicit_accuracy": out.implicit_accuracy,
+            "model_error/chosen": model_w.mean(),
+            "model_error/rejected": model_l.mean(),
+            "reference_error/chosen": reference_w.mean(),
+            "reference_error/rejected": reference_l.mean(),
+        }
+
+    def denoise_step(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        clean = self._model_space(batch["chosen"])
+        captions = list(batch["captions"])
+        if self.training and self.hparams.caption_dropout > 0:
+            drop = torch.rand(len(captions), generator=generator) < self.hparams.caption_dropout
+            captions = ["" if d else c for c, d in zip(captions, drop.tolist(), strict=True)]
+        noise = torch.randn(clean.shape, generator=generator).to(clean)
+        timesteps = self.objective.draw_timesteps(clean.shape[0], clean.device, generator)
+        noisy = self.objective.noisy(clean, noise, timesteps)
+        prediction = predict(self.denoiser, noisy, timesteps, self.caption_encoder(captions))
+        return {"loss": per_sample_error(prediction, self.objective.target(clean, noise, timesteps)).mean()}
+
+    def _step(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        return self.dpo_step(batch, generator) if self.hparams.loss == "dpo" else self.denoise_step(batch, generator)
+
+    def training_step(self, batch: dict[str, Any] | None, batch_idx: int):
+        if batch is None:
+            return None
+        metrics = self._step(batch)
+        size = len(batch["captions"])
+        self.log("train/loss", metrics["loss"], prog_bar=True, batch_size=size)
+        self.log_dict({f"train/{k}": v for k, v in metrics.items() if k != "loss"}, batch_size=size)
+        return metrics["loss"]
+
+    def configure_optimizers(self):
+        return adamw_warmup_cosine(
+            self.denoiser.parameters(),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            total_steps=self.trainer.estimated_stepping_batches,
+            warmup_ratio=self.hparams.warmup_ratio,
+            min_lr_ratio=self.hparams.min_lr_ratio,
+        )
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        if batch is None:
+            return None
+        return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+    # ---- evaluation ------------------------------------------------------------------------------------
+
+    def sample(self, captions: Sequence[str], seeds: Sequence[int], *, use_reference: bool = False) -> Tensor:
+        """Pixel samples in [-1, 1] of the trained denoiser (or of the reference), one seed per caption."""
+        if use_reference and self.reference_copy is not None:
+            model, context = self.reference_copy, nullcontext()
+        elif use_reference:
+            model, context = self.denoiser, adapter_disabled(self.denoiser)
+        else:
+            model, context = self.denoiser, nullcontext()
+        with context:
+            samples = sample(
+                model,
+                self.caption_encoder,
+                captions,
+                self.objective,
+                shape=self.sample_shape,
+                seeds=seeds,
+                steps=self.hparams.sample_steps,
+                guidance_scale=self.hparams.guidance_scale,
+            )
+        return samples if self.latent_codec is None else self.latent_codec.decode(samples)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        channels = self.denoiser.config.in_channels
+        size = self.hparams.sample_size
+        frames = self.hparams.num_frames
+        return (channels, frames, size, size) if frames else (channels, size, size)
+
+    def _evaluate(self, batch: dict[str, Any] | None, split: str, batch_idx: int) -> None:
+        if batch is None:
+            return
+        size = len(batch["captions"])
+        # fixed noise per batch, so validation losses of different steps are comparable
+        generator = torch.Generator().manual_seed(self.hparams.eval_seed + batch_idx)
+        metrics = self._step(batch, generator)
+        self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, batch_size=size, sync_dist=True)
+        if self.evaluator is None or split != "test":
+            return
+        captions = batch["captions"]
+        seeds = [self.hparams.eval_seed + hash_caption(c) for c in captions]
+        scores = [self.evaluator(c, s) for c, s in zip(captions, to_uint8(self.sample(captions, seeds)), strict=True)]
+        if self.hparams.loss == "dpo":
+            before = to_uint8(self.sample(captions, seeds, use_reference=True))
+            references = [self.evaluator(c, s) for c, s in zip(captions, before, strict=True)]
+        else:
+            references = [None] * len(scores)
+        self._scores[split].extend(zip(scores, references, strict=True))
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val", batch_idx)
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test", batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        rows, self._scores["test"] = self._scores["test"], []
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            everyone: list[list] = [[] for _ in range(torch.distributed.get_world_size())]
+            torch.distributed.all_gather_object(everyone, rows)
+            rows = [row for part in everyone for row in part]
+        if not rows:
+            return
+        metrics = {"test/score": float(np.mean([r[0] for r in rows])), "test/score_count": float(len(rows))}
+        if rows[0][1] is not None:
+            metrics["test/score_reference"] = float(np.mean([r[1] for r in rows]))
+            metrics["test/score_gain"] = metrics["test/score"] - metrics["test/score_reference"]
+        self.log_dict(metrics, sync_dist=False)
+
+    # ---- export ----------------------------------------------------------------------------------------
+
+    def on_train_end(self) -> None:
+        if self.hparams.export_dir and self.trainer.is_global_zero:
+            path = Path(self.trainer.default_root_dir) / self.hparams.export_dir
+            save_denoiser(self.denoiser, path)
+            log.info("denoiser exported to %s (load it with model.pretrained=%s)", path, path)
+
+
+def hash_caption(caption: str) -> int:
+    """A seed offset from the caption text that is stable across processes (Python's hash is not)."""
+    import zlib
+
+    return zlib.crc32(caption.encode()) % 100_000
+
+
+def save_denoiser(denoiser: nn.Module, path: str | Path) -> None:
+    """A pipeline-style folder (`unet/` or `transformer/`) that `build_denoiser(pretrained=path)` loads;
+    a LoRA denoiser is saved with its adapter merged into the weights."""
+    subfolder = "transformer" if denoiser_kind(denoiser) == "sd3" else "unet"
+    if has_adapter(denoiser):
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        merged = copy.deepcopy(denoiser)
+        for name, module in list(merged.named_modules()):
+            if isinstance(module, BaseTunerLayer):
+                module.merge()
+                parent, _, child = name.rpartition(".")
+                setattr(merged.get_submodule(parent) if parent else merged, child, module.get_base_layer())
+        denoiser = merged
+    denoiser.save_pretrained(Path(path) / subfolder)
