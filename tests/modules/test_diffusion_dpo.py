@@ -165,5 +165,5 @@ def test_collator_skips_and_counts_ties_and_point_records():
     batch = module.collate([pair, tie, point])
     assert batch["captions"] == ["a red circle"] and batch["chosen"].shape == (1, 3, 16, 16)
     assert batch["chosen"].min() >= -1 and batch["chosen"].max() <= 1
-    assert module.collate.skipped == {"tie": 1, "not_a_pair": 1}
+    assert batch["skipped"] == {"tie": 1, "not_a_pair": 1} == module.collate.skipped
     assert module.collate([tie]) is None

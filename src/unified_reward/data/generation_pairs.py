@@ -2,7 +2,9 @@
 pixel tensors in [-1, 1], (B, 3, H, W) or (B, 3, F, H, W).
 
 Records that are not strict preferences (ties, point records) carry no pair and are skipped and
-counted (`skipped`), never silently turned into one; a record of another task raises.
+counted, never silently turned into one: each batch carries its own counts (`batch["skipped"]`,
+which survive dataloader worker processes), and the collator keeps a running total (`skipped`,
+in the process that runs it). A record of another task raises.
 """
 
 from __future__ import annotations
@@ -41,14 +43,15 @@ class GenerationPairCollator:
         self.skipped: Counter[str] = Counter()
 
     def __call__(self, records: list[PreferenceRecord]) -> dict[str, Any] | None:
-        pairs = []
+        pairs, skipped = [], Counter()
         for record in records:
             if record.task != self.task:
                 raise ValueError(f"record {record.id!r} is {record.task}; this generator is trained on {self.task}")
             if record.mode != "pair" or record.label == "tie":
-                self.skipped["tie" if record.label == "tie" else "not_a_pair"] += 1
+                skipped["tie" if record.label == "tie" else "not_a_pair"] += 1
                 continue
             pairs.append(record)
+        self.skipped.update(skipped)
         if not pairs:
             return None
         return {
@@ -56,4 +59,5 @@ class GenerationPairCollator:
             "chosen": torch.stack([media_to_tensor(r.chosen, self.size, self.num_frames) for r in pairs]),
             "rejected": torch.stack([media_to_tensor(r.rejected, self.size, self.num_frames) for r in pairs]),
             "records": pairs,
+            "skipped": dict(skipped),
         }

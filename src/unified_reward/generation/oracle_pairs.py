@@ -116,6 +116,7 @@ class OracleRankedPairs:
 
     def _write_split(self, denoiser: nn.Module, split: str, folder: Path) -> dict:
         count = self.records_per_stream.get(split, 0)
+        log.info("sampling %d candidates for each of %d %s captions", self.candidates, count, split)
         captions = [plan_record(self.world, split, self.task, "pair", i).prompt for i in range(count)]
         repeated = [c for c in captions for _ in range(self.candidates)]
         seeds = [int(hashlib.sha1(f"{split}-{i}".encode()).hexdigest()[:8], 16) for i in range(len(repeated))]

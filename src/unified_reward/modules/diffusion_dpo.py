@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -100,6 +101,7 @@ class DiffusionDPOModule(L.LightningModule):
             if reference == "copy":
                 self.reference_copy = copy.deepcopy(self.denoiser).requires_grad_(False).eval()
         self.collate = GenerationPairCollator(task, sample_size, num_frames)
+        self.skipped_records: Counter[str] = Counter()  # ties and point records the collator left out
         self._scores: dict[str, list[tuple[float, float | None]]] = {"val": [], "test": []}
 
     # ---- the two losses ----------------------------------------------------------------------------------
@@ -159,6 +161,9 @@ class DiffusionDPOModule(L.LightningModule):
             return None
         metrics = self._step(batch)
         size = len(batch["captions"])
+        self.skipped_records.update(batch.get("skipped", {}))
+        for reason, count in self.skipped_records.items():
+            self.log(f"train/skipped/{reason}", float(count), batch_size=1)
         self.log("train/loss", metrics["loss"], prog_bar=True, batch_size=size)
         self.log_dict({f"train/{k}": v for k, v in metrics.items() if k != "loss"}, batch_size=size)
         return metrics["loss"]
