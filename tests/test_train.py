@@ -55,3 +55,18 @@ def test_train_without_a_module_says_what_to_do(tmp_path):
     cfg = compose_config(tmp_path)
     with pytest.raises(SystemExit, match="experiment=reward_joint"):
         train_entry().train(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides, source",
+    [
+        (["experiment=reward_joint", "data=shards", "data.source.root=/somewhere"], "ShardFolder"),
+        (["experiment=reward_joint", "data=urls", "data.source.urls={train: {x_pair: a.tar}}"], "ShardURLs"),
+        (["experiment=diffusion_dpo_image", "data=shards", "data.source.root=/somewhere"], "ShardFolder"),
+    ],
+)
+def test_real_data_sources_compose_and_build(overrides, source, tmp_path):
+    import hydra
+
+    cfg = compose_config(tmp_path, *overrides)
+    assert type(hydra.utils.instantiate(cfg.data.source)).__name__ == source
