@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,24 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {folder} a shard set written by ShardSetWriter?")
     return json.loads(path.read_text())
+
+
+def build_folder_once(folder: str | os.PathLike, marker: str, build) -> bool:
+    """Make `folder` with `build(staging)` unless it already holds `marker`; False when it was there.
+
+    `build` writes into a private staging folder next to `folder` (and must write `marker` last), which
+    is then renamed into place, so a crash never leaves a half-built folder that looks finished and
+    concurrent builders (one per node or process) cannot interleave; the first rename wins.
+    """
+    folder = Path(folder)
+    if (folder / marker).exists():
+        return False
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".staging-{folder.name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    build(staging)
+    try:
+        staging.rename(folder)
+    except OSError:  # another process finished first; its copy is identical
+        shutil.rmtree(staging, ignore_errors=True)
+    return True

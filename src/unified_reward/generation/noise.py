@@ -37,7 +37,6 @@ class NoiseObjective:
         self.prediction = prediction
         self.num_train_timesteps = num_train_timesteps
         self.logit_mean, self.logit_std = logit_mean, logit_std
-        self.clip_sample = clip_sample
         self.ddpm = None
         if prediction != "flow":
             from diffusers import DDPMScheduler

@@ -14,23 +14,21 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.schema import PreferenceRecord
-from unified_reward.data.shards import ShardSetWriter
+from unified_reward.data.shards import ShardSetWriter, build_folder_once
 from unified_reward.data.sources import ShardFolder
 from unified_reward.data.synthetic.oracle import score_generated_sample
 from unified_reward.data.synthetic.world import SPLITS, WorldConfig, plan_record
 from unified_reward.generation.noise import NoiseObjective
-from unified_reward.generation.sampling import sample, to_uint8
+from unified_reward.generation.sampling import sample_pixels, to_uint8
 from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
 
 log = logging.getLogger(__name__)
@@ -101,18 +99,14 @@ class OracleRankedPairs:
         denoiser = self._generator()
         folder = self.cache_dir / f"pairs-{self.task}-{self._fingerprint(denoiser)}"
         self._folder = folder
-        if (folder / "summary.json").exists():
-            return
-        staging = self.cache_dir / f".staging-{folder.name}-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
         started = time.perf_counter()
-        summary = {split: self._write_split(denoiser, split, staging / split) for split in SPLITS}
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2))
-        try:
-            staging.rename(folder)
-        except OSError:  # another process finished first with the same content
-            shutil.rmtree(staging, ignore_errors=True)
-        log.info("oracle-ranked pairs ready in %s (%.1f s): %s", folder, time.perf_counter() - started, summary)
+
+        def build(staging: Path) -> None:
+            summary = {split: self._write_split(denoiser, split, staging / split) for split in SPLITS}
+            (staging / "summary.json").write_text(json.dumps(summary, indent=2))
+            log.info("oracle-ranked pairs ready in %s (%.1f s): %s", folder, time.perf_counter() - started, summary)
+
+        build_folder_once(folder, "summary.json", build)
 
     def _write_split(self, denoiser: nn.Module, split: str, folder: Path) -> dict:
         count = self.records_per_stream.get(split, 0)
@@ -120,21 +114,18 @@ class OracleRankedPairs:
         captions = [plan_record(self.world, split, self.task, "pair", i).prompt for i in range(count)]
         repeated = [c for c in captions for _ in range(self.candidates)]
         seeds = [int(hashlib.sha1(f"{split}-{i}".encode()).hexdigest()[:8], 16) for i in range(len(repeated))]
-        shape = (denoiser.config.in_channels, self.num_frames, self.sample_size, self.sample_size)
-        shape = shape if self.num_frames else (shape[0], shape[2], shape[3])
-        with torch.no_grad():
-            samples = sample(
-                denoiser,
-                self.caption_encoder,
-                repeated,
-                self.objective,
-                shape=shape,
-                seeds=seeds,
-                steps=self.sample_steps,
-                guidance_scale=self.guidance_scale,
-            )
-            if self.latent_codec is not None:
-                samples = self.latent_codec.decode(samples)
+        samples = sample_pixels(
+            denoiser,
+            self.caption_encoder,
+            repeated,
+            self.objective,
+            size=self.sample_size,
+            num_frames=self.num_frames,
+            seeds=seeds,
+            steps=self.sample_steps,
+            guidance_scale=self.guidance_scale,
+            latent_codec=self.latent_codec,
+        )
         pixels = to_uint8(samples)
         scores = np.array([score_generated_sample(c, p) for c, p in zip(repeated, pixels, strict=True)])
         written = dropped = 0

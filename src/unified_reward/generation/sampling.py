@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from unified_reward.generation.noise import NoiseObjective
-from unified_reward.models.diffusion import CaptionEmbeddings, CaptionEncoder, predict
+from unified_reward.models.diffusion import CaptionEmbeddings, CaptionEncoder, LatentCodec, predict
 
 
 @torch.no_grad()
@@ -50,6 +50,39 @@ def sample(
         )
     denoiser.train(was_training)
     return torch.cat(outputs)
+
+
+def sample_shape(denoiser: nn.Module, size: int, num_frames: int | None) -> tuple[int, ...]:
+    """One sample's shape in the denoiser's space: (C, H, W), or (C, F, H, W) for video."""
+    channels = denoiser.config.in_channels
+    return (channels, num_frames, size, size) if num_frames else (channels, size, size)
+
+
+def sample_pixels(
+    denoiser: nn.Module,
+    caption_encoder: CaptionEncoder,
+    captions: Sequence[str],
+    objective: NoiseObjective,
+    *,
+    size: int,
+    num_frames: int | None,
+    seeds: Sequence[int],
+    steps: int,
+    guidance_scale: float,
+    latent_codec: LatentCodec | None = None,
+) -> Tensor:
+    """`sample` at `size` (and `num_frames`), decoded to pixels in [-1, 1] when the denoiser works on latents."""
+    samples = sample(
+        denoiser,
+        caption_encoder,
+        captions,
+        objective,
+        shape=sample_shape(denoiser, size, num_frames),
+        seeds=seeds,
+        steps=steps,
+        guidance_scale=guidance_scale,
+    )
+    return samples if latent_codec is None else latent_codec.decode(samples)
 
 
 def _denoise_loop(

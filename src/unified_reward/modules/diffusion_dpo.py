@@ -17,7 +17,7 @@ import copy
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from unified_reward.data.generation_pairs import GenerationPairCollator
 from unified_reward.generation.noise import NoiseObjective
-from unified_reward.generation.sampling import sample, to_uint8
+from unified_reward.generation.sampling import sample_pixels, sample_shape, to_uint8
 from unified_reward.losses.diffusion_dpo import (
     diffusion_dpo_loss,
     per_sample_error,
@@ -106,12 +106,17 @@ class DiffusionDPOModule(L.LightningModule):
 
     # ---- the two losses ----------------------------------------------------------------------------------
 
-    def _reference_context(self):
-        return adapter_disabled(self.denoiser) if self.reference_copy is None else nullcontext()
+    @contextmanager
+    def _reference(self):
+        """The reference model: the frozen copy, or the denoiser with its adapter disabled meanwhile."""
+        if self.reference_copy is not None:
+            yield self.reference_copy
+        else:
+            with adapter_disabled(self.denoiser):
+                yield self.denoiser
 
     def _reference_predict(self, noisy: Tensor, timesteps: Tensor, text: CaptionEmbeddings) -> Tensor:
-        model = self.denoiser if self.reference_copy is None else self.reference_copy
-        with torch.no_grad(), self._reference_context():
+        with torch.no_grad(), self._reference() as model:
             return predict(model, noisy, timesteps, text)
 
     def _model_space(self, pixels: Tensor) -> Tensor:
@@ -187,31 +192,23 @@ class DiffusionDPOModule(L.LightningModule):
 
     def sample(self, captions: Sequence[str], seeds: Sequence[int], *, use_reference: bool = False) -> Tensor:
         """Pixel samples in [-1, 1] of the trained denoiser (or of the reference), one seed per caption."""
-        if use_reference and self.reference_copy is not None:
-            model, context = self.reference_copy, nullcontext()
-        elif use_reference:
-            model, context = self.denoiser, adapter_disabled(self.denoiser)
-        else:
-            model, context = self.denoiser, nullcontext()
-        with context:
-            samples = sample(
+        with self._reference() if use_reference else nullcontext(self.denoiser) as model:
+            return sample_pixels(
                 model,
                 self.caption_encoder,
                 captions,
                 self.objective,
-                shape=self.sample_shape,
+                size=self.hparams.sample_size,
+                num_frames=self.hparams.num_frames,
                 seeds=seeds,
                 steps=self.hparams.sample_steps,
                 guidance_scale=self.hparams.guidance_scale,
+                latent_codec=self.latent_codec,
             )
-        return samples if self.latent_codec is None else self.latent_codec.decode(samples)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
-        channels = self.denoiser.config.in_channels
-        size = self.hparams.sample_size
-        frames = self.hparams.num_frames
-        return (channels, frames, size, size) if frames else (channels, size, size)
+        return sample_shape(self.denoiser, self.hparams.sample_size, self.hparams.num_frames)
 
     def _evaluate(self, batch: dict[str, Any] | None, split: str, batch_idx: int) -> None:
         if batch is None:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ import numpy as np
 
 from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.schema import MODES, TASKS, PointLabel, PreferenceRecord, is_generation, stream_name
-from unified_reward.data.shards import ShardSetWriter
+from unified_reward.data.shards import ShardSetWriter, build_folder_once
 from unified_reward.data.synthetic.render import render_image, render_video
 from unified_reward.data.synthetic.scene import (
     COUNT_WORDS,
@@ -221,20 +220,14 @@ def generate_world(config: WorldConfig, folder: str | os.PathLike, workers: int 
 
 def ensure_world(config: WorldConfig, cache_dir: str | os.PathLike, workers: int | None = None) -> Path:
     """The folder of the world for `config`, generated on first use and reused afterwards."""
-    cache_dir = Path(cache_dir)
-    folder = cache_dir / f"world-{config.fingerprint()}"
-    if (folder / "config.json").exists():
-        return folder
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = cache_dir / f".staging-{config.fingerprint()}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    folder = Path(cache_dir) / f"world-{config.fingerprint()}"
+
+    def build(staging: Path) -> None:
+        log.info("generating the synthetic world into %s", folder)
+        generate_world(config, staging, workers)
+        (staging / "config.json").write_text(json.dumps({"version": WORLD_VERSION, **asdict(config)}, indent=2))
+
     started = time.perf_counter()
-    log.info("generating the synthetic world into %s", folder)
-    generate_world(config, staging, workers)
-    (staging / "config.json").write_text(json.dumps({"version": WORLD_VERSION, **asdict(config)}, indent=2))
-    try:
-        staging.rename(folder)
-    except OSError:  # another process finished first; its copy is identical
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("synthetic world ready in %.1f s", time.perf_counter() - started)
+    if build_folder_once(folder, "config.json", build):
+        log.info("synthetic world ready in %.1f s", time.perf_counter() - started)
     return folder
