@@ -215,26 +215,10 @@ class Judge:
 
     # ---- generate + parse ----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def generate(self, queries: Sequence[JudgeQuery], max_new_tokens: int = 32) -> list[str]:
         """Greedy answers, for checkpoints that reason before their verdict."""
-        texts: list[str] = []
-        tokenizer = self.processor.tokenizer
-        for start in range(0, len(queries), self.batch_size):
-            chunk = queries[start : start + self.batch_size]
-            batch = self._model_batch([self._encode(q) for q in chunk], left=True)
-            length = batch["input_ids"].shape[1]
-            output = self.model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                # sharded (FSDP) models: every rank keeps stepping until all are done, so collectives match
-                synced_gpus=torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1,
-            )
-            texts += tokenizer.batch_decode(output[:, length:], skip_special_tokens=True)
-        return texts
+        encoded = [self._encode(q) for q in queries]
+        return generate_texts(self.model, self.processor, encoded, max_new_tokens, batch_size=self.batch_size)
 
     def generate_and_parse(self, queries: Sequence[JudgeQuery], max_new_tokens: int = 32) -> list[Any]:
         """Verdicts (pair) or scores (point) read from generated text; None where the text is invalid."""
@@ -250,22 +234,12 @@ class Judge:
         """A folder plain transformers (and peft, for adapters on quantized bases) can load, plus our
         templates and family, which `Judge.from_pretrained` reads. `state_dict`: the full weights of a
         sharded model, gathered by the caller."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        model = self.model
-        info: dict[str, Any] = {"family": self.processor.family, "adapter": False}
-        if state_dict is not None:
-            info["adapter"] = hasattr(model, "peft_config")
-        elif hasattr(model, "merge_and_unload") and not getattr(model, "is_loaded_in_4bit", False):
-            import copy
+        from unified_reward.models.export import save_vlm
 
-            model = copy.deepcopy(model).merge_and_unload()
-        elif hasattr(model, "peft_config"):
-            info["adapter"] = True
-        model.save_pretrained(path, state_dict=state_dict)
-        self.processor.save_pretrained(path)
+        path = Path(path)
+        adapter = save_vlm(self.model, self.processor, path, state_dict)
         save_templates(self.templates, path / "judge_templates.json")
-        (path / "judge.json").write_text(json.dumps(info, indent=2))
+        (path / "judge.json").write_text(json.dumps({"family": self.processor.family, "adapter": adapter}, indent=2))
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype: str = "float32", device: str = "cpu", **kwargs) -> Judge:
@@ -279,3 +253,39 @@ class Judge:
         model = build_vlm(info["family"], processor, pretrained=str(path), dtype=dtype).to(device).eval()
         templates = load_templates(path / "judge_templates.json")
         return cls(model, processor, templates, **kwargs)
+
+
+@torch.no_grad()
+def generate_texts(
+    model: nn.Module,
+    processor: VLMProcessor,
+    encoded: Sequence,
+    max_new_tokens: int,
+    *,
+    batch_size: int = 8,
+    num_samples: int = 1,
+    temperature: float = 0.0,
+) -> list[str]:
+    """Continuations of encoded prompts (`collators.encode_chat` with no answer), decoded: greedy with
+    `temperature=0`, else `num_samples` sampled answers per prompt (prompt-major order)."""
+    texts: list[str] = []
+    tokenizer = processor.tokenizer
+    device = next(model.parameters()).device
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    for start in range(0, len(encoded), batch_size):
+        batch = pad_batch(list(encoded[start : start + batch_size]), processor, left=True)
+        batch.pop("labels")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        length = batch["input_ids"].shape[1]
+        output = model.generate(
+            **batch,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=num_samples,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            # sharded (FSDP) models: every rank keeps stepping until all are done, so collectives match
+            synced_gpus=torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1,
+            **sampling,
+        )
+        texts += tokenizer.batch_decode(output[:, length:], skip_special_tokens=True)
+    return texts

@@ -54,6 +54,40 @@ def shard_with_fsdp2(model: nn.Module, mesh) -> None:
     fully_shard(model, mesh=mesh)
 
 
+def shard_for_strategy(trainer, model: nn.Module, device_mesh) -> bool:
+    """In `configure_model`: shard `model` with FSDP2 under `ModelParallelStrategy`; True when it did."""
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    if not isinstance(trainer.strategy, ModelParallelStrategy):
+        return False
+    shard_with_fsdp2(model, device_mesh["data_parallel"])
+    return True
+
+
+def full_state_dict_if_sharded(trainer, model: nn.Module) -> dict[str, Any] | None:
+    """The full weights of a sharded model (every rank must call this; all take part in the gather);
+    None when the model is not sharded and its own `state_dict` is complete."""
+    from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
+
+    if not isinstance(trainer.strategy, FSDPStrategy | ModelParallelStrategy):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def gather_rows(rows: list) -> list:
+    """Every rank's rows, concatenated in rank order (a collective: every rank must call it); the rows
+    themselves where no process group is running."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return rows
+    everyone: list[list] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(everyone, rows)
+    return [row for part in everyone for row in part]
+
+
 def check_compatibility(trainer_cfg: Any, model_cfg: Any) -> None:
     """Fail at start, with what to do instead, on choices that would break later."""
     strategy = str(trainer_cfg.get("strategy", ""))

@@ -9,10 +9,12 @@ A shard set is a folder of tar files named `<task>_<mode>-<index>.tar`, one stre
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +249,20 @@ def build_folder_once(folder: str | os.PathLike, marker: str, build) -> bool:
     except OSError:  # another process finished first; its copy is identical
         shutil.rmtree(staging, ignore_errors=True)
     return True
+
+
+def build_splits_once(
+    folder: str | os.PathLike, splits: Iterable[str], write_split: Callable[[str, Path], dict], what: str
+) -> None:
+    """`build_folder_once` for a shard set with one sub-folder per split: `write_split(split, sub_folder)`
+    writes a split and returns its counts, which go to `summary.json` (the marker) and the log."""
+    started = time.perf_counter()
+
+    def build(staging: Path) -> None:
+        summary = {split: write_split(split, staging / split) for split in splits}
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2))
+        logging.getLogger(__name__).info(
+            "%s ready in %s (%.1f s): %s", what, folder, time.perf_counter() - started, summary
+        )
+
+    build_folder_once(folder, "summary.json", build)

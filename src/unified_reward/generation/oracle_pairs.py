@@ -10,11 +10,10 @@ the settings.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import logging
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,10 +22,11 @@ from torch import nn
 
 from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.schema import PreferenceRecord
-from unified_reward.data.shards import ShardSetWriter, build_folder_once
+from unified_reward.data.shards import ShardSetWriter, build_splits_once
 from unified_reward.data.sources import ShardFolder
 from unified_reward.data.synthetic.oracle import score_generated_sample
 from unified_reward.data.synthetic.world import SPLITS, WorldConfig, plan_record
+from unified_reward.fingerprint import weights_fingerprint
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import sample_pixels, to_uint8
 from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
@@ -73,10 +73,6 @@ class OracleRankedPairs:
         return self._denoiser(finetune="full")  # sampling needs no adapter
 
     def _fingerprint(self, denoiser: nn.Module) -> str:
-        digest = hashlib.sha1()
-        for name, tensor in sorted(denoiser.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().float().cpu().numpy().tobytes())
         settings = {
             k: getattr(self, k)
             for k in ("task", "sample_size", "num_frames", "records_per_stream", "candidates", "sample_steps")
@@ -86,8 +82,7 @@ class OracleRankedPairs:
             "world_seed": self.world.seed,
             "prediction": self.objective.prediction,
         }
-        digest.update(json.dumps(settings, sort_keys=True).encode())
-        return digest.hexdigest()[:12]
+        return weights_fingerprint(denoiser, settings)
 
     @property
     def folder(self) -> Path:
@@ -96,17 +91,12 @@ class OracleRankedPairs:
         return self._folder
 
     def prepare(self) -> None:
+        if self._folder is not None:  # fit and test both prepare: the pairs of this process stay the same
+            return
         denoiser = self._generator()
         folder = self.cache_dir / f"pairs-{self.task}-{self._fingerprint(denoiser)}"
         self._folder = folder
-        started = time.perf_counter()
-
-        def build(staging: Path) -> None:
-            summary = {split: self._write_split(denoiser, split, staging / split) for split in SPLITS}
-            (staging / "summary.json").write_text(json.dumps(summary, indent=2))
-            log.info("oracle-ranked pairs ready in %s (%.1f s): %s", folder, time.perf_counter() - started, summary)
-
-        build_folder_once(folder, "summary.json", build)
+        build_splits_once(folder, SPLITS, functools.partial(self._write_split, denoiser), "oracle-ranked pairs")
 
     def _write_split(self, denoiser: nn.Module, split: str, folder: Path) -> dict:
         count = self.records_per_stream.get(split, 0)

@@ -46,6 +46,7 @@ from unified_reward.models.diffusion import (
     predict,
 )
 from unified_reward.modules.optimization import adamw_warmup_cosine
+from unified_reward.strategies import gather_rows
 
 log = logging.getLogger(__name__)
 Evaluator = Callable[[str, np.ndarray], float]
@@ -238,10 +239,7 @@ class DiffusionDPOModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         rows, self._scores["test"] = self._scores["test"], []
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            everyone: list[list] = [[] for _ in range(torch.distributed.get_world_size())]
-            torch.distributed.all_gather_object(everyone, rows)
-            rows = [row for part in everyone for row in part]
+        rows = gather_rows(rows)
         if not rows:
             return
         metrics = {"test/score": float(np.mean([r[0] for r in rows])), "test/score_count": float(len(rows))}

@@ -27,6 +27,7 @@ from unified_reward.models.builders import VLMProcessor
 from unified_reward.modules.optimization import adamw_warmup_cosine
 from unified_reward.prompts.templates import load_templates
 from unified_reward.scoring import VERDICTS, Judge, JudgeQuery
+from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
 
 log = logging.getLogger(__name__)
 MODEL_INPUTS = (
@@ -73,13 +74,8 @@ class RewardSFTModule(L.LightningModule):
     # ---- training --------------------------------------------------------------------------------------
 
     def configure_model(self) -> None:
-        from lightning.pytorch.strategies import ModelParallelStrategy
-
-        if isinstance(self.trainer.strategy, ModelParallelStrategy) and not self._sharded:
-            from unified_reward.strategies import shard_with_fsdp2
-
-            shard_with_fsdp2(self.model, self.device_mesh["data_parallel"])
-            self._sharded = True
+        if not self._sharded:  # configure_model runs for fit and for test: shard once
+            self._sharded = shard_for_strategy(self.trainer, self.model, self.device_mesh)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         if batch is None:
@@ -154,11 +150,7 @@ class RewardSFTModule(L.LightningModule):
     def _gathered(self, split: str) -> list[tuple]:
         """Every rank's results (one collective call, made by every rank alike)."""
         results, self._results[split] = self._results[split], []
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            everyone: list[list[tuple]] = [[] for _ in range(torch.distributed.get_world_size())]
-            torch.distributed.all_gather_object(everyone, results)
-            return [row for rows in everyone for row in rows]
-        return results
+        return gather_rows(results)
 
     def _log_epoch(self, split: str) -> None:
         grouped: dict[tuple[str, str], list] = defaultdict(list)
@@ -204,15 +196,7 @@ class RewardSFTModule(L.LightningModule):
     def on_train_end(self) -> None:
         if not self.hparams.export_dir:
             return
-        from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
-
-        full_state = None
-        if isinstance(self.trainer.strategy, FSDPStrategy | ModelParallelStrategy):
-            # every rank takes part in gathering the sharded weights; rank 0 writes them
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            full_state = get_model_state_dict(self.model, options=options)
+        full_state = full_state_dict_if_sharded(self.trainer, self.model)
         if self.trainer.is_global_zero:
             path = Path(self.trainer.default_root_dir) / self.hparams.export_dir
             self.judge.save_pretrained(path, state_dict=full_state)
