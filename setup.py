@@ -24,6 +24,7 @@ DEV_REQUIRES = [
     "pytest>=8",
     "ruff==0.17.6",
     "matplotlib>=3.8",  # experiments/*/collect.py plots
+    "trl==1.16.0",  # the oracle for the VLM DPO loss tests and the baseline of benchmarks/bench_vlm_dpo.py
 ]
 
 setup(

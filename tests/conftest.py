@@ -42,3 +42,18 @@ def tiny_qwen():
     torch.manual_seed(0)
     processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
     return build_vlm("qwen2_vl", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval(), processor
+
+
+@pytest.fixture(scope="session")
+def understanding_pairs():
+    """Three decoded image-question pairs and three video-question pairs (4 frames) of the synthetic world."""
+    from unified_reward.data.media import VideoSampling
+    from unified_reward.data.shards import decode_sample, encode_record
+    from unified_reward.data.synthetic.world import make_record
+
+    sampling = VideoSampling(num_frames=4)
+    return [
+        decode_sample(encode_record(make_record(WorldConfig(seed=3), "train", task, "pair", i)), sampling)
+        for task in ("image_understanding", "video_understanding")
+        for i in range(3)
+    ]

@@ -16,6 +16,12 @@ def _overrides(experiment: str) -> list[str]:
         return ["model.pretrained=null", "module.sample_steps=1", "data.source.candidates=2"]
     if experiment.startswith("diffusion_pretrain"):
         return ["module.sample_steps=1"]
+    if experiment.startswith("vlm_dpo"):
+        # a random tiny policy stands in for the one experiment=vlm_policy_* exports; its sampled answers are
+        # noise the oracle scores 0 (all ties), so the smoke run reads the world's own pairs
+        # (tests/generation/test_policy_answer_pairs.py covers the on-policy pairs)
+        task = experiment.removeprefix("vlm_dpo_")
+        return ["model.pretrained=null", "data=synthetic", f"data.tasks=[{task}_understanding]", "data.modes=[pair]"]
     return []
 
 
@@ -42,6 +48,12 @@ def test_every_experiment_runs_a_few_steps(experiment, tmp_path):
     if experiment.startswith("reward"):
         assert any(k.startswith("test/acc/") for k in metrics)
         assert (tmp_path / "run" / "judge" / "judge.json").exists()
+    elif experiment.startswith("vlm"):
+        assert 0.0 <= metrics["test/oracle_score"] <= 1.0 and metrics["test/answered"] > 0
+        if experiment.startswith("vlm_dpo"):
+            assert "test/oracle_score_reference" in metrics and "test/rewards/accuracies" in metrics
+        exported = tmp_path / "models" / cfg.task_name if "policy" in experiment else tmp_path / "run" / "policy"
+        assert (exported / "config.json").exists() and (exported / "tokenizer_config.json").exists()
     else:
         assert 1.0 <= metrics["test/score"] <= 5.0 and metrics["test/score_count"] > 0
         if experiment.startswith("diffusion_dpo"):

@@ -121,6 +121,11 @@ class PreferenceDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, repeat=False)
 
+    def pass_dataloader(self, split: str) -> DataLoader:
+        """One unshuffled pass over a split (e.g. precomputing reference log-probs of the train pairs);
+        under DDP each rank reads its own part, as for validation."""
+        return self._loader(split, self.eval_batch_size, repeat=False)
+
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints: how many training batches were consumed, so a resumed run skips them
         and sees the same data as an uninterrupted one (the streams are deterministic from the seed)."""

@@ -153,3 +153,10 @@ def load_templates(path: str | Path | None) -> dict[str, JudgeTemplate]:
 def save_templates(templates: dict[str, JudgeTemplate], path: str | Path) -> None:
     payload = {name: {"instruction": t.instruction, "pair_answers": t.pair_answers} for name, t in templates.items()}
     Path(path).write_text(json.dumps(payload, indent=2))
+
+
+def render_policy_prompt(task: str, question: str, context: Any) -> list[dict[str, Any]]:
+    """What a VLM policy (the model being aligned, not the judge) is asked: its image or video, then the question."""
+    if is_generation(task):
+        raise ValueError(f"a VLM policy answers understanding questions; {task} has no question to answer")
+    return [{"type": media_kind_of(task), "media": context}, {"type": "text", "text": question}]

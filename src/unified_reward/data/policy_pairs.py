@@ -1,0 +1,173 @@
+"""Preference pairs (understanding tasks) -> model inputs for a VLM policy, in one of two layouts.
+
+`shared` (ours, the default): one row per pair, `prompt | chosen | rejected`. The media and the prompt are
+encoded ONCE per pair; the rejected tokens attend to the prompt but not to the chosen answer (a 4-D mask
+built by `shared_prompt_mask`) and take the positions they would have right after the prompt. TRL instead
+runs the prompt, with all its image or video tokens, once for each answer.
+
+`separate` (TRL's layout): the chosen rows `prompt | chosen`, then the rejected rows `prompt | rejected`,
+a plain padding mask, the media once per row. For attention kernels that take no custom mask
+(flash-attention) and as the reference the shared layout is tested against.
+
+Both give, per pair, the completion tokens to score and where their logits come from:
+`targets`, `target_mask`, `target_rows` (B, 2) and `target_positions` (B, 2, A) with index 0 = chosen,
+1 = rejected. Ties, point records and generation tasks are skipped and counted (`batch["skipped"]`);
+`batch["questions"]` keeps every understanding record of the batch (ties and points too), the questions
+a policy is evaluated on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+
+from unified_reward.data.collators import IGNORE_INDEX, EncodedChat, TooLongError, encode_chat, pad_batch
+from unified_reward.data.schema import PreferenceRecord, is_generation
+from unified_reward.models.builders import VLMProcessor
+from unified_reward.prompts.templates import render_policy_prompt
+
+LAYOUTS = ("shared", "separate")
+PROMPT, CHOSEN, REJECTED, PADDING = 0, 1, 2, -1
+
+
+def encode_policy_prompt(processor: VLMProcessor, record: PreferenceRecord) -> EncodedChat:
+    """The policy's prompt (media + question) as token ids, with the generation prompt appended."""
+    return encode_chat(processor, render_policy_prompt(record.task, record.prompt, record.context), None)
+
+
+def answer_ids(processor: VLMProcessor, answer: str) -> list[int]:
+    tokenizer = processor.tokenizer
+    return tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+
+
+class PolicyPairCollator:
+    def __init__(
+        self, processor: VLMProcessor, *, layout: str = "shared", max_length: int = 4096, strict: bool = False
+    ):
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self.processor, self.layout, self.max_length, self.strict = processor, layout, max_length, strict
+        self.skipped: Counter[str] = Counter()
+
+    def _skip_reason(self, record: PreferenceRecord) -> str | None:
+        if is_generation(record.task):
+            return "generation_task"
+        if record.mode != "pair":
+            return "not_a_pair"
+        if record.label == "tie":
+            return "tie"
+        return None
+
+    def __call__(self, records: list[PreferenceRecord]) -> dict[str, Any] | None:
+        kept, prompts, answers, skipped = [], [], [], Counter()
+        for record in records:
+            reason = self._skip_reason(record)
+            if reason is None:
+                prompt = encode_policy_prompt(self.processor, record)
+                pair = (answer_ids(self.processor, record.chosen), answer_ids(self.processor, record.rejected))
+                length = len(prompt.input_ids) + (
+                    sum(map(len, pair)) if self.layout == "shared" else max(map(len, pair))
+                )
+                if length <= self.max_length:
+                    kept.append(record)
+                    prompts.append(prompt)
+                    answers.append(pair)
+                    continue
+                if self.strict:
+                    raise TooLongError(f"record {record.id}: {length} tokens > max_length {self.max_length}")
+                reason = "too_long"
+            skipped[reason] += 1
+        self.skipped.update(skipped)
+        questions = [r for r in records if not is_generation(r.task)]
+        if not kept:
+            return {"records": [], "questions": questions, "skipped": dict(skipped)} if questions else None
+        batch = self._shared(prompts, answers) if self.layout == "shared" else self._separate(prompts, answers)
+        batch["records"] = kept
+        batch["questions"] = questions
+        batch["skipped"] = dict(skipped)
+        return batch
+
+    def _shared(self, prompts: list[EncodedChat], answers: list[tuple[list[int], list[int]]]) -> dict[str, Any]:
+        rows = []
+        for prompt, (chosen, rejected) in zip(prompts, answers, strict=True):
+            row = EncodedChat(
+                prompt.input_ids + chosen + rejected,
+                [IGNORE_INDEX] * len(prompt.input_ids) + chosen + rejected,
+                prompt.pixel_values,
+                prompt.image_grid_thw,
+                prompt.pixel_values_videos,
+                prompt.video_grid_thw,
+            )
+            rows.append(row)
+        batch = pad_batch(rows, self.processor)
+        segments = torch.full_like(batch["input_ids"], PADDING)
+        positions = []
+        for i, (prompt, (chosen, rejected)) in enumerate(zip(prompts, answers, strict=True)):
+            p, c, r = len(prompt.input_ids), len(chosen), len(rejected)
+            segments[i, :p], segments[i, p : p + c], segments[i, p + c : p + c + r] = PROMPT, CHOSEN, REJECTED
+            # the first answer token of either answer is predicted from the last prompt token
+            positions.append((list(range(p - 1, p + c - 1)), [p - 1] + list(range(p + c, p + c + r - 1))))
+        batch["segments"] = segments
+        batch.update(_targets(answers, positions, rows=[(i, i) for i in range(len(prompts))]))
+        return batch
+
+    def _separate(self, prompts: list[EncodedChat], answers: list[tuple[list[int], list[int]]]) -> dict[str, Any]:
+        rows = []
+        for side in (0, 1):
+            for prompt, pair in zip(prompts, answers, strict=True):
+                rows.append(
+                    EncodedChat(
+                        prompt.input_ids + pair[side],
+                        [IGNORE_INDEX] * len(prompt.input_ids) + pair[side],
+                        prompt.pixel_values,
+                        prompt.image_grid_thw,
+                        prompt.pixel_values_videos,
+                        prompt.video_grid_thw,
+                    )
+                )
+        batch = pad_batch(rows, self.processor)
+        n = len(prompts)
+        positions = []
+        for prompt, (chosen, rejected) in zip(prompts, answers, strict=True):
+            p = len(prompt.input_ids)
+            positions.append((list(range(p - 1, p + len(chosen) - 1)), list(range(p - 1, p + len(rejected) - 1))))
+        batch.update(_targets(answers, positions, rows=[(i, n + i) for i in range(n)]))
+        return batch
+
+
+def _targets(
+    answers: list[tuple[list[int], list[int]]],
+    positions: list[tuple[list[int], list[int]]],
+    rows: list[tuple[int, int]],
+) -> dict[str, torch.Tensor]:
+    width = max(len(a) for pair in answers for a in pair)
+    shape = (len(answers), 2, width)
+    targets = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+    where = torch.zeros(shape, dtype=torch.long)
+    mask = torch.zeros(shape, dtype=torch.float32)
+    for i, (pair, places) in enumerate(zip(answers, positions, strict=True)):
+        for side in (0, 1):
+            n = len(pair[side])
+            targets[i, side, :n] = torch.tensor(pair[side])
+            where[i, side, :n] = torch.tensor(places[side])
+            mask[i, side, :n] = 1.0
+    return {
+        "targets": targets,
+        "target_mask": mask,
+        "target_positions": where,
+        "target_rows": torch.tensor(rows, dtype=torch.long),
+    }
+
+
+def shared_prompt_mask(segments: torch.Tensor) -> torch.Tensor:
+    """(B, 1, L, L) boolean attention mask for the shared layout: causal, no attention to padding, and the
+    rejected answer blind to the chosen one. Padding queries also see themselves, so no row is fully masked
+    (its softmax would be NaN); their outputs are never read."""
+    length = segments.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
+    query, key = segments[:, :, None], segments[:, None, :]
+    allowed = causal & (key != PADDING) & ~((query == REJECTED) & (key == CHOSEN))
+    allowed |= torch.eye(length, dtype=torch.bool, device=segments.device)
+    return allowed[:, None]

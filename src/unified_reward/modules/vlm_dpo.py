@@ -1,0 +1,398 @@
+"""`VLMDPOModule`: DPO (sigmoid, IPO, hinge; plus the official recipe's SFT term) for VLM policies on
+image and video understanding pairs.
+
+Each pair is one row `prompt | chosen | rejected` by default (`layout=shared`, see
+`data/policy_pairs.py`): the image or video is encoded once per pair, not once per answer as in TRL.
+Only the logits that predict answer tokens are computed (`logits_to_keep`).
+
+The reference policy, chosen by `reference`:
+- `adapter`: the same model with its LoRA adapter disabled (one copy in memory; LoRA/QLoRA policies);
+- `copy`: a frozen copy made at construction (full fine-tuning);
+- `precomputed`: reference log-probs computed once, before the first step, by a pass over the train,
+  validation and test pairs with the initial policy, stored in a file (`reference_logps_file`) and looked
+  up by record id; no reference model stays in memory.
+`loss=sft` trains on the chosen answers only (next-token cross-entropy): how a policy is first taught to
+answer, with the same data, collator and optimiser.
+
+Test: the DPO metrics on the test pairs and, with `evaluator=synthetic_oracle`, the greedy answers of the
+trained policy and of the reference policy to each test question, scored by the synthetic world's oracle
+(`test/oracle_score`, `test/oracle_score_reference`, `test/oracle_score_gain`; fraction of asked attributes
+stated correctly), so one run reports before and after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from unified_reward.data.policy_pairs import (
+    CHOSEN,
+    REJECTED,
+    PolicyPairCollator,
+    encode_policy_prompt,
+    shared_prompt_mask,
+)
+from unified_reward.data.schema import PreferenceRecord
+from unified_reward.fingerprint import weights_fingerprint
+from unified_reward.losses.vlm_dpo import LOSS_TYPES, completion_logps, preference_loss, sft_loss
+from unified_reward.models.builders import VLMProcessor
+from unified_reward.models.export import save_vlm
+from unified_reward.modules.optimization import adamw_warmup_cosine
+from unified_reward.scoring import generate_texts
+from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
+
+log = logging.getLogger(__name__)
+REFERENCES = ("adapter", "copy", "precomputed")
+EVALUATORS = (None, "synthetic_oracle")
+REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precomputed reference log-probs
+MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
+
+
+def shared_prompt_positions(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """Position ids for the shared layout: the model's own positions for `prompt | chosen`, and the rejected
+    answer placed right after the prompt (where it would be in a row of its own)."""
+    segments = batch["segments"]
+    present = (segments >= 0).long()
+    rope = next((m for m in model.modules() if hasattr(m, "get_rope_index")), None)
+    if rope is not None:  # Qwen2-VL / Qwen2.5-VL: 3-D (temporal, height, width) positions over the media
+        positions, _ = rope.get_rope_index(
+            input_ids=batch["input_ids"],
+            mm_token_type_ids=batch["mm_token_type_ids"],
+            image_grid_thw=batch.get("image_grid_thw"),
+            video_grid_thw=batch.get("video_grid_thw"),
+            attention_mask=present,
+        )
+    else:
+        positions = (present.cumsum(-1) - 1).clamp(min=0)
+    chosen_lengths = (segments == CHOSEN).sum(-1, keepdim=True)
+    return positions - (segments == REJECTED).long() * chosen_lengths
+
+
+def attention_mask_for(model: nn.Module, allowed: torch.Tensor) -> torch.Tensor:
+    """A boolean (B, 1, L, L) mask in the form the model's attention implementation takes."""
+    implementation = getattr(model.config, "_attn_implementation", "sdpa")
+    if implementation == "sdpa":
+        return allowed
+    if implementation == "eager":
+        dtype = next(model.parameters()).dtype
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+            ~allowed, torch.finfo(dtype).min
+        )
+    raise ValueError(
+        f"layout=shared needs a custom attention mask, which {implementation!r} does not take; "
+        "use attn_implementation=sdpa or eager, or layout=separate"
+    )
+
+
+def adapter_layers(model: nn.Module) -> list[nn.Module]:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+
+
+@contextlib.contextmanager
+def adapters_disabled(model: nn.Module, layers: list[nn.Module] | None = None):
+    """The base model of a LoRA policy, for no-grad reference passes. Flips each LoRA layer's switch directly:
+    peft's `disable_adapter()` also re-checks the whole model's adapter status on every call, about a tenth of
+    a tiny model's DPO step. `layers`: `adapter_layers(model)`, if the caller keeps them."""
+    layers = adapter_layers(model) if layers is None else layers
+    if not all(hasattr(layer, "_disable_adapters") for layer in layers):  # another peft layout: its own way
+        with model.disable_adapter():
+            yield
+        return
+    states = [layer._disable_adapters for layer in layers]
+    try:
+        for layer in layers:
+            layer._disable_adapters = True
+        yield
+    finally:
+        for layer, state in zip(layers, states, strict=True):
+            layer._disable_adapters = state
+
+
+class VLMDPOModule(L.LightningModule):
+    def __init__(
+        self,
+        processor: VLMProcessor,
+        model: nn.Module | Callable[[VLMProcessor], nn.Module],
+        *,
+        loss: str = "sigmoid",
+        beta: float = 0.1,
+        label_smoothing: float = 0.0,
+        sft_weight: float = 0.0,
+        reference: str = "adapter",
+        reference_logps_file: str | None = None,
+        layout: str = "shared",
+        lr: float = 5e-7,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.1,
+        min_lr_ratio: float = 0.0,
+        max_length: int = 4096,
+        evaluator: str | None = None,
+        generate_max_new_tokens: int = 24,
+        generate_batch_size: int = 16,
+        export_dir: str | None = "policy",
+    ):
+        super().__init__()
+        if loss not in (*LOSS_TYPES, "sft"):
+            raise ValueError(f"loss must be one of {(*LOSS_TYPES, 'sft')}, got {loss!r}")
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+        if evaluator not in EVALUATORS:
+            raise ValueError(f"evaluator must be one of {EVALUATORS}, got {evaluator!r}")
+        self.save_hyperparameters(ignore=["processor", "model"])
+        self.processor = processor
+        self.model = model if isinstance(model, nn.Module) else model(processor=processor)
+        if loss != "sft" and reference == "adapter" and not hasattr(self.model, "disable_adapter"):
+            raise ValueError(
+                "reference=adapter needs a LoRA or QLoRA policy (model.backbone.finetune=lora); "
+                "with full fine-tuning use reference=copy or reference=precomputed"
+            )
+        if layout == "shared":
+            attention_mask_for(self.model, torch.ones(1, 1, 1, 1, dtype=torch.bool))  # fail now, not at step 1
+        self.reference_model = None
+        if loss != "sft" and reference == "copy":
+            self.reference_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.collate = PolicyPairCollator(processor, layout=layout, max_length=max_length)
+        self._reference_table: dict[str, tuple[float, float]] = {}
+        self._answers: dict[str, list[tuple[float, float, float]]] = {"test": []}
+        self._sharded = False
+        self._adapter_layers: list[nn.Module] | None = None
+
+    @property
+    def uses_reference(self) -> bool:
+        return self.hparams.loss != "sft"
+
+    # ---- log-probabilities -----------------------------------------------------------------------------
+
+    def _model_inputs(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
+        """The forward's inputs, built once per batch: the policy and its reference share them."""
+        if "model_inputs" not in batch:
+            inputs = {k: batch[k] for k in ("input_ids", "mm_token_type_ids", *MEDIA_INPUTS) if k in batch}
+            if self.hparams.layout == "shared":
+                inputs["attention_mask"] = attention_mask_for(model, shared_prompt_mask(batch["segments"]))
+                inputs["position_ids"] = shared_prompt_positions(model, batch)
+            else:
+                inputs["attention_mask"] = batch["attention_mask"]
+            mask = batch["target_mask"]
+            keep = torch.unique(batch["target_positions"][mask > 0])  # sorted: the rows' logits we need
+            index = torch.searchsorted(keep, batch["target_positions"]).clamp(max=len(keep) - 1)
+            rows = batch["target_rows"][:, :, None].expand_as(index)
+            batch["model_inputs"] = (inputs, keep, rows, index)
+        return batch["model_inputs"]
+
+    def completion_logps(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        """(pairs, 2) summed log-probabilities of the chosen and rejected answers under `model`."""
+        inputs, keep, rows, index = self._model_inputs(model, batch)
+        logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
+        return completion_logps(logits[rows, index], batch["targets"], batch["target_mask"])
+
+    def reference_logps(self, batch: dict[str, Any]) -> torch.Tensor:
+        reference = self.hparams.reference
+        if reference == "precomputed":
+            missing = [r.id for r in batch["records"] if r.id not in self._reference_table]
+            if missing:
+                raise KeyError(
+                    f"no precomputed reference log-probs for records {missing[:3]} (of {len(missing)}); they are "
+                    "computed at the start of training for its train/val/test pairs (module.reference_logps_file)"
+                )
+            values = [self._reference_table[r.id] for r in batch["records"]]
+            return torch.tensor(values, dtype=torch.float32, device=self.device)
+        with torch.no_grad(), self._reference_context() as model:
+            return self.completion_logps(model, batch)
+
+    @contextlib.contextmanager
+    def _reference_context(self):
+        if self.reference_model is not None:
+            yield self.reference_model
+        elif hasattr(self.model, "disable_adapter"):
+            if self._adapter_layers is None:
+                self._adapter_layers = adapter_layers(self.model)
+            with adapters_disabled(self.model, self._adapter_layers):
+                yield self.model
+        else:
+            raise RuntimeError("no reference model in memory (reference=precomputed keeps none)")
+
+    # ---- training --------------------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        if not self._sharded:
+            self._sharded = shard_for_strategy(self.trainer, self.model, self.device_mesh)
+            if self._sharded and self.reference_model is not None:
+                shard_for_strategy(self.trainer, self.reference_model, self.device_mesh)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        if batch is None:
+            return None
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def _losses(self, batch: dict[str, Any], split: str) -> torch.Tensor:
+        logps = self.completion_logps(self.model, batch)
+        lengths = batch["target_mask"].sum(-1)
+        size = len(batch["records"])
+        metrics = {"logps/chosen": logps[:, 0].detach().mean(), "logps/rejected": logps[:, 1].detach().mean()}
+        sft = sft_loss(logps[:, 0], lengths[:, 0])
+        if self.hparams.loss == "sft":
+            loss = sft
+        else:
+            reference = self.reference_logps(batch)
+            output = preference_loss(
+                logps[:, 0],
+                logps[:, 1],
+                reference[:, 0],
+                reference[:, 1],
+                beta=self.hparams.beta,
+                loss_type=self.hparams.loss,
+                label_smoothing=self.hparams.label_smoothing,
+                chosen_lengths=lengths[:, 0],
+                rejected_lengths=lengths[:, 1],
+            )
+            loss = output.loss + self.hparams.sft_weight * sft
+            metrics |= output.metrics()
+        metrics["sft_loss"] = sft.detach()
+        sync = split != "train"
+        self.log(f"{split}/loss", loss, prog_bar=split == "train", batch_size=size, sync_dist=sync)
+        self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, batch_size=size, sync_dist=sync)
+        for reason, count in batch.get("skipped", {}).items():
+            self.log(f"{split}/skipped/{reason}", float(count), reduce_fx="sum", batch_size=1, sync_dist=sync)
+        return loss
+
+    def training_step(self, batch: dict[str, Any] | None, batch_idx: int):
+        if batch is None or not batch["records"]:  # nothing in this batch was a strict pair (counted)
+            return None
+        return self._losses(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
+        if batch is not None and batch["records"]:
+            self._losses(batch, "val")
+
+    def test_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
+        if batch is None:
+            return
+        if batch["records"]:
+            self._losses(batch, "test")
+        if self.hparams.evaluator == "synthetic_oracle" and batch["questions"]:
+            self._score_answers(batch["questions"])
+
+    def configure_optimizers(self):
+        return adamw_warmup_cosine(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            total_steps=self.trainer.estimated_stepping_batches,
+            warmup_ratio=self.hparams.warmup_ratio,
+            min_lr_ratio=self.hparams.min_lr_ratio,
+        )
+
+    # ---- precomputed reference -------------------------------------------------------------------------
+
+    def on_fit_start(self) -> None:
+        # a resumed run has its table from the checkpoint: the restored weights are no longer the reference
+        if self.uses_reference and self.hparams.reference == "precomputed" and not self._reference_table:
+            self._reference_table = self._load_or_compute_reference()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._reference_table:
+            checkpoint["reference_logps"] = {k: list(v) for k, v in self._reference_table.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._reference_table = {k: tuple(v) for k, v in checkpoint.get("reference_logps", {}).items()}
+
+    def _reference_file(self) -> Path:
+        configured = self.hparams.reference_logps_file
+        return Path(configured) if configured else Path(self.trainer.default_root_dir) / "reference_logps.pt"
+
+    def _load_or_compute_reference(self) -> dict[str, tuple[float, float]]:
+        path, fingerprint = (
+            self._reference_file(),
+            weights_fingerprint(self.model, {"layout": self.hparams.layout, "splits": REFERENCE_SPLITS}),
+        )
+        if path.exists():
+            stored = torch.load(path, weights_only=True)
+            if stored.get("fingerprint") == fingerprint:
+                log.info("reference log-probs of %d pairs read from %s", len(stored["logps"]), path)
+                return {k: tuple(v) for k, v in stored["logps"].items()}
+            log.info("%s was computed for other weights; computing the reference log-probs again", path)
+        datamodule = self.trainer.datamodule
+        table = {}
+        for split in REFERENCE_SPLITS:
+            table |= self.compute_reference_table(datamodule.pass_dataloader(split))
+        if self.trainer.is_global_zero:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"fingerprint": fingerprint, "logps": table}, path)
+            log.info("reference log-probs of %d pairs written to %s", len(table), path)
+        return table
+
+    @torch.no_grad()
+    def compute_reference_table(self, loader) -> dict[str, tuple[float, float]]:
+        """{record id: (chosen, rejected)} log-probs under the current (initial) policy, from every rank."""
+        was_training = self.model.training
+        self.model.eval()
+        table: dict[str, tuple[float, float]] = {}
+        for batch in loader:
+            if batch is None or not batch["records"]:
+                continue
+            batch = self.transfer_batch_to_device(batch, self.device, 0)
+            logps = self.completion_logps(self.model, batch).tolist()
+            table.update({r.id: tuple(v) for r, v in zip(batch["records"], logps, strict=True)})
+        self.model.train(was_training)
+        return dict(gather_rows(list(table.items())))
+
+    # ---- answers scored by the oracle ------------------------------------------------------------------
+
+    def greedy_answers(self, model: nn.Module, records: list[PreferenceRecord]) -> list[str]:
+        encoded = [encode_policy_prompt(self.processor, r) for r in records]
+        return generate_texts(
+            model,
+            self.processor,
+            encoded,
+            self.hparams.generate_max_new_tokens,
+            batch_size=self.hparams.generate_batch_size,
+        )
+
+    def _score_answers(self, records: list[PreferenceRecord]) -> None:
+        from unified_reward.data.synthetic.oracle import score_answer
+
+        answers = self.greedy_answers(self.model, records)
+        if self.reference_model is not None or hasattr(self.model, "disable_adapter"):
+            with self._reference_context() as reference:
+                reference_answers = self.greedy_answers(reference, records)
+        else:
+            reference_answers = [None] * len(records)
+        for record, answer, before in zip(records, answers, reference_answers, strict=True):
+            after = score_answer(record.prompt, record.context, answer).fraction
+            previous = np.nan if before is None else score_answer(record.prompt, record.context, before).fraction
+            self._answers["test"].append((after, previous, float(after == 1.0)))
+
+    def on_test_epoch_end(self) -> None:
+        rows, self._answers["test"] = self._answers["test"], []
+        rows = gather_rows(rows)
+        if not rows:
+            return
+        after, before, exact = np.array(rows, dtype=float).T
+        metrics = {"test/oracle_score": float(after.mean()), "test/oracle_exact": float(exact.mean())}
+        if not np.isnan(before).any():
+            metrics["test/oracle_score_reference"] = float(before.mean())
+            metrics["test/oracle_score_gain"] = float(after.mean() - before.mean())
+        metrics["test/answered"] = float(len(rows))
+        self.log_dict(metrics, sync_dist=False)
+
+    # ---- export ----------------------------------------------------------------------------------------
+
+    def on_train_end(self) -> None:
+        if not self.hparams.export_dir:
+            return
+        full_state = full_state_dict_if_sharded(self.trainer, self.model)
+        if self.trainer.is_global_zero:
+            path = Path(self.trainer.default_root_dir) / self.hparams.export_dir
+            save_vlm(self.model, self.processor, path, full_state)
+            log.info("policy exported to %s (model=<family> model.pretrained=%s loads it)", path, path)
