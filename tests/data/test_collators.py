@@ -88,3 +88,45 @@ def test_left_padding_for_generation_keeps_rows_and_token_types_aligned(tiny_qwe
     assert torch.equal(
         left["mm_token_type_ids"] == 1, left["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     )
+
+
+def test_llava_onevision_media_tokens_match_the_models_features(decoded_records):
+    """Every record type (two images, two videos, image + question, video + question) through a tiny
+    LLaVA-OneVision: the model raises if the placeholder count differs from its packed features."""
+    import torch
+
+    from unified_reward.data.collators import JudgeCollator
+    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.prompts.templates import DEFAULT_TEMPLATES
+
+    processor = build_processor("llava_onevision")
+    model = build_vlm("llava_onevision", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
+    batch = JudgeCollator(processor, DEFAULT_TEMPLATES)(decoded_records)
+    assert "mm_token_type_ids" not in batch and batch["image_sizes"].shape[1] == 2
+    inputs = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    with torch.no_grad():
+        output = model(**inputs)
+    assert output.loss is not None and torch.isfinite(output.loss)
+
+
+@pytest.mark.parametrize("height, width", [(40, 100), (100, 40), (64, 64), (20, 150)])
+def test_llava_onevision_anyres_token_count_for_non_square_images(height, width):
+    """Several grid resolutions and letterboxed (non-square) images: the count the collator expands the
+    placeholder to equals the number of features the model packs."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from unified_reward.data.collators import encode_chat, pad_batch
+    from unified_reward.models.builders import build_processor, build_vlm
+
+    processor = build_processor("llava_onevision")
+    pinpoints = [[32, 32], [32, 64], [64, 32], [64, 64], [32, 128], [128, 32]]
+    processor.image_processor.image_grid_pinpoints = pinpoints
+    model = build_vlm("llava_onevision", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
+    model.config.image_grid_pinpoints = pinpoints
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8))
+    encoded = encode_chat(processor, [{"type": "image", "media": image}, {"type": "text", "text": "What?"}], "It")
+    batch = pad_batch([encoded], processor)
+    with torch.no_grad():
+        model(**batch)  # raises when the placeholder count and the packed features differ

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -26,14 +27,7 @@ def _tiny(finetune="full", seed=0):
 def _answer_row(processor, record, answer: str) -> EncodedChat:
     """The policy prompt followed by one answer, labelled on the answer: a row of its own."""
     prompt, ids = encode_policy_prompt(processor, record), answer_ids(processor, answer)
-    return EncodedChat(
-        prompt.input_ids + ids,
-        [-100] * len(prompt.input_ids) + ids,
-        prompt.pixel_values,
-        prompt.image_grid_thw,
-        prompt.pixel_values_videos,
-        prompt.video_grid_thw,
-    )
+    return dataclasses.replace(prompt, input_ids=prompt.input_ids + ids, labels=[-100] * len(prompt.input_ids) + ids)
 
 
 def _direct_logps(model, processor, record) -> list[float]:
@@ -173,3 +167,27 @@ def test_precomputed_reference_is_written_once_for_all_splits_and_kept_in_checkp
     assert {key.split("-")[1] for key in stored["logps"]} == {"train", "val", "test"}
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["reference_logps"].keys() == stored["logps"].keys()
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "llava_onevision"])
+def test_other_families_shared_layout_equals_a_direct_computation(family, pairs):
+    from unified_reward.models.builders import build_processor, build_vlm
+
+    torch.manual_seed(0)
+    processor = build_processor(family, min_pixels=3136, max_pixels=3136)
+    model = build_vlm(family, processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
+    module = VLMDPOModule(processor, model, reference="precomputed")
+    with torch.no_grad():
+        ours = module.completion_logps(model, module.collate(pairs))
+        direct = torch.tensor([_direct_logps(model, processor, r) for r in pairs])
+    torch.testing.assert_close(ours, direct, rtol=1e-4, atol=1e-4)
+
+
+def test_qlora_policy_takes_a_dpo_step_on_cpu_with_the_adapter_reference(pairs):
+    model, processor = _tiny("qlora")
+    module = VLMDPOModule(processor, model, reference="adapter")
+    loss = _step_loss(module, module.collate(pairs))
+    assert loss.item() == pytest.approx(math.log(2), abs=1e-5)
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert grads and all("lora_" in n for n in grads)

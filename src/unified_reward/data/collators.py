@@ -1,15 +1,17 @@
-"""Records -> model inputs for the judge (and, later, for VLM policies).
+"""Records -> model inputs for the judge (and, through `encode_chat`, for VLM policies).
 
 `encode_chat` turns chat content parts (text, images, videos) plus an optional answer into token
 ids, labels (-100 everywhere but the answer tokens), `mm_token_type_ids` (0 text, 1 image,
-2 video) and the media tensors, expanding each media placeholder to the number of tokens its
+2 video; Qwen) and the media tensors, expanding each media placeholder to the number of tokens its
 media takes. Videos become Qwen2-VL patches from their frames with the image processor's own
-arithmetic (no torchvision needed). A sample longer than `max_length` is never cut (a cut would
-go through media tokens): it is skipped and counted, or raises in strict mode.
+arithmetic, or LLaVA-OneVision frames at the base tile size (no torchvision needed). A sample
+longer than `max_length` is never cut (a cut would go through media tokens): it is skipped and
+counted, or raises in strict mode.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,7 @@ class EncodedChat:
     image_grid_thw: list[list[int]] = field(default_factory=list)
     pixel_values_videos: list[torch.Tensor] = field(default_factory=list)
     video_grid_thw: list[list[int]] = field(default_factory=list)
+    image_sizes: list[list[int]] = field(default_factory=list)  # LLaVA-OneVision: (height, width) per image
 
 
 def _image_patches(processor: VLMProcessor, image: Image.Image) -> tuple[torch.Tensor, list[int]]:
@@ -59,6 +62,43 @@ def _video_patches(processor: VLMProcessor, clip: VideoClip) -> tuple[torch.Tens
     return patches, [len(frames) // temporal, grid_h, grid_w]
 
 
+def _llava_image(processor: VLMProcessor, image: Image.Image) -> tuple[torch.Tensor, list[int], int]:
+    """LLaVA-OneVision "anyres": the base tile plus the tiles of the best grid resolution; the image takes the
+    base tile's tokens, plus the tiles' tokens with the letterbox padding removed and one newline per row,
+    shrunk when they exceed the anyres_max_N cap (the arithmetic of the model's feature packing)."""
+    from transformers.image_processing_utils import select_best_resolution
+
+    out = processor.image_processor(images=[image], return_tensors="pt")
+    height, width = image.height, image.width
+    side = int(math.isqrt(processor.tokens_per_tile))
+    tile = out["pixel_values"].shape[-1]
+    best_height, best_width = select_best_resolution([height, width], processor.image_processor.image_grid_pinpoints)
+    rows, columns = side * (best_height // tile), side * (best_width // tile)
+    if width / height > columns / rows:  # wider than the grid: rows of padding above and below
+        rows -= 2 * ((rows - int(round(height * columns / width, 7))) // 2)
+    else:
+        columns -= 2 * ((columns - int(round(width * rows / height, 7))) // 2)
+    cap = int(processor.vision_aspect_ratio.removeprefix("anyres_max_"))
+    shrink = math.sqrt(rows * columns / (cap * side**2))
+    if shrink > 1.1:
+        rows, columns = int(rows // shrink), int(columns // shrink)
+    tokens = processor.tokens_per_tile + rows * columns + rows
+    return out["pixel_values"][0], [height, width], tokens
+
+
+def _llava_video(processor: VLMProcessor, clip: VideoClip) -> tuple[torch.Tensor, int]:
+    """LLaVA-OneVision video: every frame resized to one base tile; each frame's tokens are pooled 2x2, plus one
+    newline for the whole video."""
+    image_processor = processor.image_processor
+    side = image_processor.size["height"]
+    frames = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.BICUBIC)) for f in clip.frames])
+    pixels = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
+    pooled = math.ceil(math.isqrt(processor.tokens_per_tile) / 2)
+    return (pixels - mean) / std, len(frames) * pooled * pooled + 1
+
+
 def encode_chat(
     processor: VLMProcessor,
     parts: list[dict[str, Any]],
@@ -67,18 +107,26 @@ def encode_chat(
     max_length: int | None = None,
 ) -> EncodedChat:
     """Token ids for one user turn and (optionally) the assistant answer, labelled for SFT."""
-    if processor.family == "llava_onevision":
-        raise NotImplementedError("the LLaVA-OneVision collator is not written yet; use qwen2_vl or qwen2_5_vl")
     tokenizer = processor.tokenizer
+    llava = processor.family == "llava_onevision"
     chat_parts = [{"type": p["type"], "text": p.get("text", "")} for p in parts]
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": chat_parts}], tokenize=False, add_generation_prompt=True
     )
     encoded = EncodedChat([], [])
-    merge = processor.image_processor.merge_size**2
+    merge = getattr(processor.image_processor, "merge_size", 1) ** 2  # Qwen merges 2x2 patches into a token
     token_counts: dict[int, list[int]] = {image_id(processor): [], video_id(processor): []}
     for part in parts:
-        if part["type"] == "image":
+        if llava and part["type"] == "image":
+            tiles, size, count = _llava_image(processor, part["media"])
+            encoded.pixel_values.append(tiles)
+            encoded.image_sizes.append(size)
+            token_counts[image_id(processor)].append(count)
+        elif llava and part["type"] == "video":
+            frames, count = _llava_video(processor, part["media"])
+            encoded.pixel_values_videos.append(frames)
+            token_counts[video_id(processor)].append(count)
+        elif part["type"] == "image":
             patches, grid = _image_patches(processor, part["media"])
             encoded.pixel_values.append(patches)
             encoded.image_grid_thw.append(grid)
@@ -200,6 +248,10 @@ def pad_batch(encoded: list[EncodedChat], processor: VLMProcessor, *, left: bool
         "labels": labels,
         "mm_token_type_ids": mm_token_type_ids(input_ids, processor),
     }
+    if processor.family == "llava_onevision":
+        del batch["mm_token_type_ids"]  # Qwen's rotary positions need it; LLaVA-OneVision takes none
+        batch.update(_llava_media(encoded))
+        return batch
     images = [p for e in encoded for p in e.pixel_values]
     if images:
         batch["pixel_values"] = torch.cat(images)
@@ -209,3 +261,23 @@ def pad_batch(encoded: list[EncodedChat], processor: VLMProcessor, *, left: bool
         batch["pixel_values_videos"] = torch.cat(videos)
         batch["video_grid_thw"] = torch.tensor([g for e in encoded for g in e.video_grid_thw])
     return batch
+
+
+def _llava_media(encoded: list[EncodedChat]) -> dict[str, torch.Tensor]:
+    """Images as (images, tiles, 3, H, W), zero tiles padding images with fewer (the model reads each image's
+    tile count from `image_sizes`); videos as (videos, frames, 3, H, W)."""
+    media: dict[str, torch.Tensor] = {}
+    images = [p for e in encoded for p in e.pixel_values]
+    if images:
+        tiles = max(p.shape[0] for p in images)
+        padded = [torch.cat([p, p.new_zeros(tiles - p.shape[0], *p.shape[1:])]) for p in images]
+        media["pixel_values"] = torch.stack(padded)
+        media["image_sizes"] = torch.tensor([s for e in encoded for s in e.image_sizes])
+    videos = [p for e in encoded for p in e.pixel_values_videos]
+    if videos:
+        if len({v.shape for v in videos}) > 1:
+            raise ValueError(
+                f"LLaVA-OneVision videos of one batch need the same frame count, got {[len(v) for v in videos]}"
+            )
+        media["pixel_values_videos"] = torch.stack(videos)
+    return media

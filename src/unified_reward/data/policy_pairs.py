@@ -18,6 +18,7 @@ a policy is evaluated on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -92,15 +93,7 @@ class PolicyPairCollator:
     def _shared(self, prompts: list[EncodedChat], answers: list[tuple[list[int], list[int]]]) -> dict[str, Any]:
         rows = []
         for prompt, (chosen, rejected) in zip(prompts, answers, strict=True):
-            row = EncodedChat(
-                prompt.input_ids + chosen + rejected,
-                [IGNORE_INDEX] * len(prompt.input_ids) + chosen + rejected,
-                prompt.pixel_values,
-                prompt.image_grid_thw,
-                prompt.pixel_values_videos,
-                prompt.video_grid_thw,
-            )
-            rows.append(row)
+            rows.append(_with_answers(prompt, chosen + rejected))
         batch = pad_batch(rows, self.processor)
         segments = torch.full_like(batch["input_ids"], PADDING)
         positions = []
@@ -117,16 +110,7 @@ class PolicyPairCollator:
         rows = []
         for side in (0, 1):
             for prompt, pair in zip(prompts, answers, strict=True):
-                rows.append(
-                    EncodedChat(
-                        prompt.input_ids + pair[side],
-                        [IGNORE_INDEX] * len(prompt.input_ids) + pair[side],
-                        prompt.pixel_values,
-                        prompt.image_grid_thw,
-                        prompt.pixel_values_videos,
-                        prompt.video_grid_thw,
-                    )
-                )
+                rows.append(_with_answers(prompt, pair[side]))
         batch = pad_batch(rows, self.processor)
         n = len(prompts)
         positions = []
@@ -135,6 +119,15 @@ class PolicyPairCollator:
             positions.append((list(range(p - 1, p + len(chosen) - 1)), list(range(p - 1, p + len(rejected) - 1))))
         batch.update(_targets(answers, positions, rows=[(i, n + i) for i in range(n)]))
         return batch
+
+
+def _with_answers(prompt: EncodedChat, answer_tokens: list[int]) -> EncodedChat:
+    """The prompt (and its media) followed by answer tokens, labelled on them."""
+    return dataclasses.replace(
+        prompt,
+        input_ids=prompt.input_ids + answer_tokens,
+        labels=[IGNORE_INDEX] * len(prompt.input_ids) + answer_tokens,
+    )
 
 
 def _targets(

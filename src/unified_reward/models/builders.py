@@ -22,6 +22,7 @@ Family = Literal["qwen2_vl", "qwen2_5_vl", "llava_onevision"]
 FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "llava_onevision")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # attention and MLP projections of the language model (the vision tower is left frozen-free by default)
+TINY_LLAVA_IMAGE_SIZE, TINY_LLAVA_PATCH_SIZE = 32, 8
 DEFAULT_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
@@ -34,6 +35,10 @@ class VLMProcessor:
     image_processor: Any
     image_token: str
     video_token: str
+    # LLaVA-OneVision only: visual tokens per image tile, (vision image_size / patch_size)^2, and the
+    # "anyres_max_N" cap; with the processor's grid pinpoints they fix how many tokens an image takes
+    tokens_per_tile: int | None = None
+    vision_aspect_ratio: str = "anyres_max_9"
 
     def save_pretrained(self, path) -> None:
         self.tokenizer.save_pretrained(path)
@@ -84,14 +89,25 @@ def build_processor(
             LlavaOnevisionImageProcessorPil,
         )
 
+        side = TINY_LLAVA_IMAGE_SIZE
         image_processor = (
             LlavaOnevisionImageProcessorPil.from_pretrained(pretrained, **normalisation)
             if pretrained
             else LlavaOnevisionImageProcessorPil(
-                size={"height": 32, "width": 32}, image_grid_pinpoints=[[32, 32]], **normalisation
+                size={"height": side, "width": side}, image_grid_pinpoints=[[side, side]], **normalisation
             )
         )
         image_token, video_token = "<image>", "<video>"
+        llava = {"tokens_per_tile": (side // TINY_LLAVA_PATCH_SIZE) ** 2}
+        if pretrained:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(pretrained)
+            vision = config.vision_config
+            llava = {
+                "tokens_per_tile": (vision.image_size // vision.patch_size) ** 2,
+                "vision_aspect_ratio": getattr(config, "vision_aspect_ratio", "anyres_max_9"),
+            }
     if pretrained:
         tokenizer = AutoTokenizer.from_pretrained(pretrained)
     else:
@@ -99,6 +115,8 @@ def build_processor(
 
         tokenizer = build_tiny_tokenizer(tiny_vocab_size, family=family)
     tokenizer.padding_side = "right"
+    if family == "llava_onevision":
+        return VLMProcessor(family, tokenizer, image_processor, image_token, video_token, **llava)
     return VLMProcessor(family, tokenizer, image_processor, image_token, video_token)
 
 
@@ -181,8 +199,8 @@ def _tiny_llava_config(processor: VLMProcessor, size: dict[str, int]):
         "intermediate_size": 2 * size.get("vision_embed_dim", 64),
         "num_hidden_layers": size.get("vision_depth", 2),
         "num_attention_heads": size.get("vision_heads", 4),
-        "image_size": 32,
-        "patch_size": 8,
+        "image_size": TINY_LLAVA_IMAGE_SIZE,
+        "patch_size": TINY_LLAVA_PATCH_SIZE,
     }
     return LlavaOnevisionConfig(
         text_config=text,
@@ -190,7 +208,7 @@ def _tiny_llava_config(processor: VLMProcessor, size: dict[str, int]):
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
         vision_feature_layer=-1,
-        image_grid_pinpoints=[[32, 32]],
+        image_grid_pinpoints=[[TINY_LLAVA_IMAGE_SIZE, TINY_LLAVA_IMAGE_SIZE]],
     )
 
 

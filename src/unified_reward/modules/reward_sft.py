@@ -39,6 +39,7 @@ MODEL_INPUTS = (
     "pixel_values_videos",
     "video_grid_thw",
     "mm_token_type_ids",
+    "image_sizes",
 )
 
 

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 REFERENCES = ("adapter", "copy", "precomputed")
 EVALUATORS = (None, "synthetic_oracle")
 REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precomputed reference log-probs
-MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
+MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "image_sizes")
 
 
 def shared_prompt_positions(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
