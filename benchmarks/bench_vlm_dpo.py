@@ -1,16 +1,17 @@
 """Training samples/s and peak memory of `VLMDPOModule` vs TRL 1.16.0's `DPOTrainer`, in one run.
 
-    python benchmarks/bench_vlm_dpo.py [--batch 8] [--steps 12] [--warmup 3] [--media image video]
+    python benchmarks/bench_vlm_dpo.py [--batch 8] [--steps 12] [--warmup 3] [--side 56] [--media image video]
 
 Both train the same tiny Qwen2-VL (LoRA r16, reference = adapter disabled, sigmoid DPO, AdamW, no gradient
 checkpointing) on the same synthetic-world pairs in the same order, with the same batch size, inside their
 own trainers (Lightning; transformers' Trainer). TRL has no video DPO and no collator for our offline
 tokenizer, so its batches come from our collator in TRL's own layout (`layout=separate`: the prompt and its
 media once for each answer, a plain padding mask), which is exactly what TRL's vision collator builds; its
-loss, reference pass and training step are TRL's. Ours uses the shared layout (media and prompt once per pair).
-Each (method, media) runs in a fresh process. Speed: mean step time after `--warmup` steps. Memory: on CPU the
-peak resident memory during training over the resident memory just before it (sampled every 2 ms); on GPU
-`max_memory_allocated` over the memory allocated before training.
+loss, reference pass and training step are TRL's. Ours uses the shared layout (media and prompt once per
+pair), and runs a second time in TRL's layout, which shows how much of the difference the layout makes.
+`--side` sets the media size. Each run is a fresh process. Speed: median step time after `--warmup` steps.
+Memory: on CPU the peak resident memory during training over the resident memory just before it (sampled
+every 2 ms); on GPU `max_memory_allocated` over the memory allocated before training.
 The last line is `ratio=<ours/baseline>`: the smaller of the image and video samples/s ratios (target >= 1.3,
 with no more peak memory than TRL).
 """
@@ -85,25 +86,31 @@ class MemoryWatch:
         return (self.peak - self.start) / 2**20
 
 
-def _policy():
+def _policy(side: int):
     from unified_reward.models.builders import build_processor, build_vlm
 
     torch.manual_seed(0)
-    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, image_mean=[0.13, 0.13, 0.12])
+    pixels = side * side
+    processor = build_processor("qwen2_vl", min_pixels=pixels, max_pixels=pixels, image_mean=[0.13, 0.13, 0.12])
     model = build_vlm("qwen2_vl", processor, tiny=TINY, finetune="lora", lora_rank=16, lora_dropout=0.0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return processor, model.to(device)
 
 
-def run_ours(media: str, batch: int, steps: int, warmup: int, lr: float) -> dict:
+def _median(times: list[float]) -> float:
+    ordered = sorted(times)
+    return ordered[len(ordered) // 2]
+
+
+def run_ours(media: str, batch: int, steps: int, warmup: int, lr: float, side: int, layout: str = "shared") -> dict:
     import lightning as L
     from torch.utils.data import DataLoader
 
     from unified_reward.modules.vlm_dpo import VLMDPOModule
 
-    processor, model = _policy()
+    processor, model = _policy(side)
     module = VLMDPOModule(
-        processor, model, reference="adapter", layout="shared", lr=lr, warmup_ratio=0.0, export_dir=None
+        processor, model, reference="adapter", layout=layout, lr=lr, warmup_ratio=0.0, export_dir=None
     )
     loader = DataLoader(_records(media, batch * steps), batch_size=batch, collate_fn=module.collate)
     times: list[float] = []
@@ -129,17 +136,17 @@ def run_ours(media: str, batch: int, steps: int, warmup: int, lr: float) -> dict
     )
     with MemoryWatch() as memory:
         trainer.fit(module, train_dataloaders=loader)
-    return {"step_s": sum(times[warmup:]) / len(times[warmup:]), "memory_mib": memory.peak_over_start_mib}
+    return {"step_s": _median(times[warmup:]), "memory_mib": memory.peak_over_start_mib}
 
 
-def run_trl(media: str, batch: int, steps: int, warmup: int, lr: float) -> dict:
+def run_trl(media: str, batch: int, steps: int, warmup: int, lr: float, side: int) -> dict:
     from datasets import Dataset
     from transformers import ProcessorMixin, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     from unified_reward.data.policy_pairs import PolicyPairCollator
 
-    processor, model = _policy()
+    processor, model = _policy(side)
     records = _records(media, batch * steps)
     collate = PolicyPairCollator(processor, layout="separate")
 
@@ -203,27 +210,23 @@ def run_trl(media: str, batch: int, steps: int, warmup: int, lr: float) -> dict:
         trainer.train_dataset = dataset
         with MemoryWatch() as memory:
             trainer.train()
-    return {"step_s": sum(times[warmup:]) / len(times[warmup:]), "memory_mib": memory.peak_over_start_mib}
+    return {"step_s": _median(times[warmup:]), "memory_mib": memory.peak_over_start_mib}
 
 
 def _worker(args) -> None:
-    run = run_ours if args.worker == "ours" else run_trl
-    result = run(args.media[0], args.batch, args.steps, args.warmup, args.lr)
+    run = {
+        "ours": run_ours,
+        "ours_separate": lambda *a: run_ours(*a, layout="separate"),
+        "trl": run_trl,
+    }[args.worker]
+    result = run(args.media[0], args.batch, args.steps, args.warmup, args.lr, args.side)
     print("RESULT " + json.dumps(result))
 
 
 def _spawn(method: str, media: str, args) -> dict:
     command = [sys.executable, __file__, "--worker", method, "--media", media]
-    command += [
-        "--batch",
-        str(args.batch),
-        "--steps",
-        str(args.steps),
-        "--warmup",
-        str(args.warmup),
-        "--lr",
-        str(args.lr),
-    ]
+    for flag in ("batch", "steps", "warmup", "lr", "side"):
+        command += [f"--{flag}", str(getattr(args, flag))]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -237,23 +240,38 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--side",
+        type=int,
+        default=56,
+        help="pixels per image side after resizing (multiple of 28): 56 = 4 visual tokens per image (the "
+        "experiments' setting), 224 = 64; an 8-frame video takes 4x the tokens of an image",
+    )
     parser.add_argument("--media", nargs="+", default=["image", "video"], choices=["image", "video"])
-    parser.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["ours", "ours_separate", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args)
         return
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"tiny Qwen2-VL {TINY}, LoRA r16, batch {args.batch}, {args.steps} steps ({args.warmup} warm-up), {device}")
+    tokens = (args.side // 28) ** 2
+    print(
+        f"tiny Qwen2-VL {TINY}, LoRA r16, batch {args.batch}, {args.steps} steps ({args.warmup} warm-up), "
+        f"{tokens} tokens per image / {4 * tokens} per 8-frame video, {device}"
+    )
     ratios = []
     for media in args.media:
-        ours, trl = _spawn("ours", media, args), _spawn("trl", media, args)
+        ours, separate, trl = (_spawn(m, media, args) for m in ("ours", "ours_separate", "trl"))
         speed_ours, speed_trl = args.batch / ours["step_s"], args.batch / trl["step_s"]
         ratios.append(speed_ours / speed_trl)
         print(
             f"{media:5s}  ours {speed_ours:7.1f} pairs/s, peak +{ours['memory_mib']:7.1f} MiB | "
             f"TRL {speed_trl:7.1f} pairs/s, peak +{trl['memory_mib']:7.1f} MiB | "
             f"speed x{speed_ours / speed_trl:.2f}, memory x{ours['memory_mib'] / max(trl['memory_mib'], 1e-9):.2f}"
+        )
+        print(
+            f"       (ours in TRL's layout, media once per answer: {args.batch / separate['step_s']:7.1f} pairs/s, "
+            f"peak +{separate['memory_mib']:7.1f} MiB)"
         )
     print(f"ratio={min(ratios):.3f}")
 
