@@ -88,3 +88,39 @@ def test_preference_pair_puts_chosen_first_and_ties_have_no_chosen():
     assert (pair.chosen, pair.rejected, pair.label, pair.meta["p_first"]) == ("good", "bad", "first", 0.9)
     with pytest.raises(RecordError, match="not a strict preference pair"):
         _ = record(label="tie").chosen
+
+
+def test_candidate_sets_validate_like_records_and_round_trip_through_shards():
+    import pytest
+
+    from unified_reward.data.schema import CandidateSet, RecordError
+    from unified_reward.data.shards import decode_candidate_set, decode_sample, encode_record
+    from unified_reward.data.synthetic.world import WorldConfig, make_record
+
+    question = make_record(WorldConfig(), "train", "image_understanding", "pair", 0)
+    candidate_set = CandidateSet(
+        id="q0",
+        task="image_understanding",
+        prompt=question.prompt,
+        candidates=("a", "b", "c"),
+        source="t",
+        context=question.context,
+        meta={"oracle_scores": [1.0, 0.0, 0.5]},
+    )
+    assert candidate_set.stream == "image_understanding_candidates"
+    again = decode_candidate_set(encode_record(candidate_set), None)
+    assert again.candidates == ("a", "b", "c") and again.meta == candidate_set.meta
+    with pytest.raises(RecordError, match="at least 2"):
+        CandidateSet(
+            id="q", task="image_understanding", prompt="p", candidates=("a",), source="t", context=question.context
+        )
+    with pytest.raises(RecordError, match="context"):
+        CandidateSet(id="q", task="image_understanding", prompt="p", candidates=("a", "b"), source="t")
+    with pytest.raises(RecordError, match="image media"):
+        CandidateSet(id="q", task="image_generation", prompt="p", candidates=("a", "b"), source="t")
+    from unified_reward.data.shards import SampleError
+
+    with pytest.raises(SampleError, match="mode"):  # a candidate set is not a judged record, and vice versa
+        decode_sample(encode_record(candidate_set), None)
+    with pytest.raises(SampleError, match="mode"):
+        decode_candidate_set(encode_record(question), None)

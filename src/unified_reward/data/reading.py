@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import random
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +130,7 @@ class ShardStream(IterableDataset):
         seed: int = 0,
         counter: SkipCounter | None = None,
         place: ReaderPlace | None = None,
+        decode: Callable[[dict[str, Any], VideoSampling | None], Any] = decode_sample,
     ):
         if not urls:
             raise ValueError(f"stream {name!r} has no shards")
@@ -143,6 +144,7 @@ class ShardStream(IterableDataset):
         self.seed = seed
         self.counter = counter if counter is not None else SkipCounter()
         self.place = place
+        self.decode = decode  # decode_sample for records, shards.decode_candidate_set for candidate sets
 
     def __iter__(self) -> Iterator[PreferenceRecord]:
         place = self.place or ReaderPlace.current()
@@ -181,7 +183,7 @@ class ShardStream(IterableDataset):
             if index % plan.modulus != plan.remainder:
                 continue
             try:
-                yield decode_sample(sample, self.sampling)
+                yield self.decode(sample, self.sampling)
             except SampleError as error:
                 self._skip(sample, error, warned)
 

@@ -112,6 +112,37 @@ def _media_of_kind(value: Any, kind: MediaKind) -> bool:
     return isinstance(value, VideoClip)
 
 
+def check_common_fields(item: Any) -> None:
+    """id, task, prompt and source of a record or a candidate set."""
+    if not isinstance(item.id, str) or not item.id:
+        raise RecordError("field 'id' must be a non-empty string")
+    if item.task not in TASKS:
+        raise RecordError(f"field 'task' is {item.task!r}; expected one of {TASKS}")
+    if not isinstance(item.prompt, str) or not item.prompt.strip():
+        raise RecordError("field 'prompt' must be a non-empty string")
+    if not isinstance(item.source, str) or not item.source:
+        raise RecordError("field 'source' must be a non-empty string")
+
+
+def check_candidates(task: str, candidates: tuple) -> None:
+    """Media of the task's kind (generation) or non-empty answer texts (understanding)."""
+    kind = media_kind_of(task)
+    for i, candidate in enumerate(candidates):
+        if is_generation(task):
+            if not _media_of_kind(candidate, kind):
+                raise RecordError(f"field 'candidates[{i}]' must be {kind} media for {task}")
+        elif not isinstance(candidate, str) or not candidate.strip():
+            raise RecordError(f"field 'candidates[{i}]' must be a non-empty answer text for {task}")
+
+
+def check_context(task: str, context: Any) -> None:
+    if is_generation(task):
+        if context is not None:
+            raise RecordError(f"field 'context' must be None for {task}")
+    elif not _media_of_kind(context, media_kind_of(task)):
+        raise RecordError(f"field 'context' must be {media_kind_of(task)} media for {task}")
+
+
 @dataclass(frozen=True)
 class PreferenceRecord:
     """One judged example (or one DPO pair) of any task and mode.
@@ -139,16 +170,9 @@ class PreferenceRecord:
 
     def __post_init__(self):
         object.__setattr__(self, "candidates", tuple(self.candidates))
-        if not isinstance(self.id, str) or not self.id:
-            raise RecordError("field 'id' must be a non-empty string")
-        if self.task not in TASKS:
-            raise RecordError(f"field 'task' is {self.task!r}; expected one of {TASKS}")
+        check_common_fields(self)
         if self.mode not in MODES:
             raise RecordError(f"field 'mode' is {self.mode!r}; expected one of {MODES}")
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise RecordError("field 'prompt' must be a non-empty string")
-        if not isinstance(self.source, str) or not self.source:
-            raise RecordError("field 'source' must be a non-empty string")
         if self.rationale is not None and not isinstance(self.rationale, str):
             raise RecordError("field 'rationale' must be a string or None")
         if not isinstance(self.meta, dict):
@@ -161,20 +185,10 @@ class PreferenceRecord:
         expected = 2 if self.mode == "pair" else 1
         if len(self.candidates) != expected:
             raise RecordError(f"field 'candidates' has {len(self.candidates)} items; {self.mode} mode needs {expected}")
-        kind = media_kind_of(self.task)
-        for i, candidate in enumerate(self.candidates):
-            if is_generation(self.task):
-                if not _media_of_kind(candidate, kind):
-                    raise RecordError(f"field 'candidates[{i}]' must be {kind} media for {self.task}")
-            elif not isinstance(candidate, str) or not candidate.strip():
-                raise RecordError(f"field 'candidates[{i}]' must be a non-empty answer text for {self.task}")
+        check_candidates(self.task, self.candidates)
 
     def _check_context(self):
-        if is_generation(self.task):
-            if self.context is not None:
-                raise RecordError(f"field 'context' must be None for {self.task}")
-        elif not _media_of_kind(self.context, media_kind_of(self.task)):
-            raise RecordError(f"field 'context' must be {media_kind_of(self.task)} media for {self.task}")
+        check_context(self.task, self.context)
 
     def _check_label(self):
         if self.mode == "pair":
@@ -232,3 +246,36 @@ class PreferenceRecord:
             context=context,
             meta=dict(meta or {}),
         )
+
+
+CANDIDATES = "candidates"  # the mode name of candidate sets in shards and stream names
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """N >= 2 unjudged candidates for one prompt: a policy's sampled answers to a question (with its image or
+    video as `context`), or a generator's samples for a caption. What the filter judges; stored in shards like
+    records (stream `<task>_candidates`, label None)."""
+
+    id: str
+    task: Task
+    prompt: str
+    candidates: tuple[Candidate, ...]
+    source: str
+    context: Media | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    mode: str = field(default=CANDIDATES, init=False)
+    label: None = field(default=None, init=False)
+    rationale: None = field(default=None, init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "candidates", tuple(self.candidates))
+        check_common_fields(self)
+        if len(self.candidates) < 2:
+            raise RecordError(f"a candidate set needs at least 2 candidates, got {len(self.candidates)}")
+        check_candidates(self.task, self.candidates)
+        check_context(self.task, self.context)
+
+    @property
+    def stream(self) -> str:
+        return stream_name(self.task, CANDIDATES)

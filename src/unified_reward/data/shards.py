@@ -22,8 +22,10 @@ import webdataset as wds
 
 from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_media
 from unified_reward.data.schema import (
+    CANDIDATES,
     MODES,
     TASKS,
+    CandidateSet,
     EncodedMedia,
     PointLabel,
     PreferenceRecord,
@@ -56,8 +58,9 @@ def _media_ref(media: EncodedMedia, name: str, sample: dict[str, Any]) -> dict[s
     return {"media": entry}
 
 
-def encode_record(record: PreferenceRecord) -> dict[str, Any]:
-    """The WebDataset sample (a dict of bytes) that stores `record`."""
+def encode_record(record: PreferenceRecord | CandidateSet) -> dict[str, Any]:
+    """The WebDataset sample (a dict of bytes) that stores `record` (or a candidate set: mode `candidates`,
+    label null)."""
     sample: dict[str, Any] = {"__key__": sample_key(record.id)}
     candidates = [
         c if isinstance(c, str) else _media_ref(c, f"candidate{i}", sample) for i, c in enumerate(record.candidates)
@@ -65,7 +68,7 @@ def encode_record(record: PreferenceRecord) -> dict[str, Any]:
     context = None if record.context is None else _media_ref(record.context, "context", sample)
     label = (
         record.label
-        if isinstance(record.label, str)
+        if record.label is None or isinstance(record.label, str)
         else {"score": record.label.score, "low": record.label.low, "high": record.label.high}
     )
     fields = {
@@ -117,11 +120,7 @@ def _label_of(raw: Any, mode: str):
     return PointLabel(score, low, high)
 
 
-def decode_sample(sample: dict[str, Any], sampling: VideoSampling | None) -> PreferenceRecord:
-    """The record stored in `sample`; media decoded with `sampling` (None keeps them encoded).
-
-    Raises `SampleError` with a stable reason for every kind of damage.
-    """
+def _record_fields(sample: dict[str, Any]) -> dict[str, Any]:
     if "json" not in sample:
         raise SampleError("missing_key", "the sample has no 'json' entry")
     try:
@@ -135,11 +134,12 @@ def decode_sample(sample: dict[str, Any], sampling: VideoSampling | None) -> Pre
         raise SampleError("missing_key", f"the record JSON lacks {missing}")
     if fields["task"] not in TASKS:
         raise SampleError("unknown_task", f"task {fields['task']!r} is not one of {TASKS}")
-    if fields["mode"] not in MODES:
-        raise SampleError("unknown_mode", f"mode {fields['mode']!r} is not one of {MODES}")
     if not isinstance(fields["candidates"], list):
         raise SampleError("invalid_record", "field 'candidates' must be a list")
-    label = _label_of(fields["label"], fields["mode"])
+    return fields
+
+
+def _media_fields(sample: dict[str, Any], fields: dict[str, Any], sampling: VideoSampling | None):
     candidates = tuple(
         c if isinstance(c, str) else _load_media(sample, c, f"candidates[{i}]", sampling)
         for i, c in enumerate(fields["candidates"])
@@ -147,6 +147,19 @@ def decode_sample(sample: dict[str, Any], sampling: VideoSampling | None) -> Pre
     context = fields.get("context")
     if context is not None:
         context = _load_media(sample, context, "context", sampling)
+    return candidates, context
+
+
+def decode_sample(sample: dict[str, Any], sampling: VideoSampling | None) -> PreferenceRecord:
+    """The record stored in `sample`; media decoded with `sampling` (None keeps them encoded).
+
+    Raises `SampleError` with a stable reason for every kind of damage.
+    """
+    fields = _record_fields(sample)
+    if fields["mode"] not in MODES:
+        raise SampleError("unknown_mode", f"mode {fields['mode']!r} is not one of {MODES}")
+    label = _label_of(fields["label"], fields["mode"])
+    candidates, context = _media_fields(sample, fields, sampling)
     try:
         return PreferenceRecord(
             id=fields["id"],
@@ -158,6 +171,26 @@ def decode_sample(sample: dict[str, Any], sampling: VideoSampling | None) -> Pre
             source=fields["source"],
             context=context,
             rationale=fields.get("rationale"),
+            meta=fields.get("meta") or {},
+        )
+    except RecordError as error:
+        raise SampleError("invalid_record", str(error)) from error
+
+
+def decode_candidate_set(sample: dict[str, Any], sampling: VideoSampling | None) -> CandidateSet:
+    """The candidate set stored in `sample` (mode `candidates`), with the same error reasons as records."""
+    fields = _record_fields(sample)
+    if fields["mode"] != CANDIDATES:
+        raise SampleError("unknown_mode", f"mode {fields['mode']!r}: a candidate set has mode {CANDIDATES!r}")
+    candidates, context = _media_fields(sample, fields, sampling)
+    try:
+        return CandidateSet(
+            id=fields["id"],
+            task=fields["task"],
+            prompt=fields["prompt"],
+            candidates=candidates,
+            source=fields["source"],
+            context=context,
             meta=fields.get("meta") or {},
         )
     except RecordError as error:
@@ -182,7 +215,7 @@ class ShardSetWriter:
         self._counts: dict[str, int] = {}
         self._keys: set[str] = set()
 
-    def write(self, record: PreferenceRecord) -> None:
+    def write(self, record: PreferenceRecord | CandidateSet) -> None:
         sample = encode_record(record)
         if sample["__key__"] in self._keys:
             raise RecordError(f"duplicate record key {sample['__key__']!r} (id {record.id!r}) in {self.folder}")

@@ -1,0 +1,110 @@
+"""Preference-data construction: sample candidates from a policy, then filter them with the judge.
+
+python src/filter.py stage=candidates model.pretrained=<policy export> "data.tasks=[image_understanding]" \
+    output=<candidates folder>
+python src/filter.py stage=filter candidates=<candidates folder> judge=<judge export> output=<pairs folder>
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig
+from torch.utils.data import ChainDataset, DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without `pip install -e .`
+
+log = logging.getLogger("filter")
+
+
+def _keep(items: list) -> list:
+    return items
+
+
+def candidate_loader(folder: str, split: str, batch_size: int, counter) -> DataLoader:
+    """One pass over every `<task>_candidates` stream of a candidate folder, split across ranks; bad samples
+    are skipped and counted in `counter` (a `reading.SkipCounter`)."""
+    from unified_reward.data.reading import ShardStream
+    from unified_reward.data.shards import decode_candidate_set
+    from unified_reward.data.sources import ShardFolder
+
+    streams = {k: v for k, v in ShardFolder(folder).streams(split).items() if k.endswith("_candidates")}
+    if not streams:
+        raise FileNotFoundError(f"{folder}/{split} holds no candidate-set streams (<task>_candidates)")
+    readers = [  # media stay encoded: the filter decodes them for the judge and writes the stored bytes
+        ShardStream(urls, name=name, sampling=None, decode=decode_candidate_set, counter=counter)
+        for name, urls in streams.items()
+    ]
+    return DataLoader(ChainDataset(readers), batch_size=batch_size, collate_fn=_keep)
+
+
+def run(cfg: DictConfig) -> Path:
+    from unified_reward.data.reading import SkipCounter
+    from unified_reward.filtering.writer import ResumableShardWriter
+
+    L.seed_everything(cfg.seed, workers=True)
+    output = Path(cfg.output) / cfg.split
+    writer = ResumableShardWriter(output, flush_every=cfg.flush_every)
+    loggers = [hydra.utils.instantiate(e) for e in (cfg.get("logger") or {}).values() if e and "_target_" in e]
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[writer], logger=loggers or False)
+    if cfg.stage == "candidates":
+        from unified_reward.generation.candidates import AnswerCandidates
+
+        datamodule = hydra.utils.instantiate(cfg.data)
+        generation = [t for t in datamodule.tasks if t.endswith("_generation")]
+        if generation:
+            raise SystemExit(
+                f"stage=candidates samples answers from a VLM policy; data.tasks has {generation} (set "
+                "data.tasks=[image_understanding] or video_understanding; generator candidates are not written yet)"
+            )
+        datamodule.prepare_data()
+        datamodule.eval_batch_size = cfg.batch_size
+        module = AnswerCandidates(
+            hydra.utils.instantiate(cfg.model.processor),
+            hydra.utils.instantiate(cfg.model.backbone),
+            candidates=cfg.candidates_per_prompt,
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            oracle=cfg.oracle,
+            seed=cfg.seed,
+        )
+        loader = datamodule.pass_dataloader(cfg.split)
+    elif cfg.stage == "filter":
+        if not cfg.candidates or not cfg.judge:
+            raise SystemExit("stage=filter needs candidates=<folder from stage=candidates> and judge=<judge export>")
+        from unified_reward.filtering.filter import PreferenceFilter
+        from unified_reward.scoring import Judge
+
+        judge = Judge.from_pretrained(cfg.judge, batch_size=cfg.batch_size)
+        from unified_reward.data.media import VideoSampling
+
+        module = PreferenceFilter(
+            judge, both_orders=cfg.both_orders, sampling=VideoSampling(num_frames=cfg.video_frames)
+        )
+        skipped = SkipCounter()
+        loader = candidate_loader(cfg.candidates, cfg.split, cfg.batch_size, skipped)
+    else:
+        raise SystemExit(f"stage must be candidates or filter, got {cfg.stage!r}")
+    trainer.predict(module, dataloaders=loader, return_predictions=False)
+    if cfg.stage == "filter":
+        # bad candidate records met by this rank, by reason (the summary counts what was judged)
+        counts = skipped.as_dict()
+        (output / f"skipped-r{trainer.global_rank:03d}.json").write_text(json.dumps(counts, indent=2))
+        if counts:
+            log.warning("skipped bad candidate records: %s", counts)
+    return output
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="filter.yaml")
+def main(cfg: DictConfig) -> None:
+    output = run(cfg)
+    log.info("written to %s", output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+import json
+import os
+import subprocess
+import sys
+
+import webdataset as wds
+
+from tests_support import ROOT
+from unified_reward.data.shards import decode_candidate_set
+
+
+def test_candidate_stage_samples_n_answers_per_question_with_oracle_scores(tmp_path):
+    out = tmp_path / "candidates"
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "filter.py"),
+        "stage=candidates",
+        "model.pretrained=null",  # a random tiny policy: its answers are noise, the mechanics are real
+        "data.tasks=[image_understanding,video_understanding]",
+        "data.modes=[pair]",
+        "data.source.records_per_stream={train: 6, val: 2, test: 2}",
+        "+data.source.shard_size=3",
+        "candidates_per_prompt=4",
+        "max_new_tokens=6",
+        "flush_every=4",
+        f"output={out}",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        "logger=[]",
+    ]
+    result = subprocess.run(
+        command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = out / "train"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert set(manifest["streams"]) == {"image_understanding_candidates", "video_understanding_candidates"}
+    sets = [
+        decode_candidate_set(sample, None)
+        for entry in manifest["streams"].values()
+        for shard in entry["shards"]
+        for sample in wds.WebDataset(str(folder / shard), shardshuffle=False)
+    ]
+    assert len(sets) == 12 and len({s.id for s in sets}) == 12
+    for candidate_set in sets:
+        assert len(candidate_set.candidates) == 4 and candidate_set.context is not None
+        scores = candidate_set.meta["oracle_scores"]
+        assert len(scores) == 4 and all(0.0 <= x <= 1.0 for x in scores)
+    assert json.loads((folder / "summary.json").read_text())["totals"]["sets"] == 12
