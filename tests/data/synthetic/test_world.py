@@ -161,3 +161,20 @@ def test_default_world_is_generated_quickly(tmp_path):
     assert counts == {f"{t}_{m}": 250 for t in TASKS for m in MODES}
     # 2000 records with media: the full default (1500 per stream + val/test) scales linearly from this
     assert seconds < 30, seconds
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_rationale_states_what_each_candidate_or_the_context_shows(task):
+    """The observation a judge can be trained to write before its verdict (`module.train_rationale`): the
+    oracle reads the same attribute values from the pixels it describes."""
+    sampling = VideoSampling(num_frames=8)
+    for index in range(6):
+        for mode in MODES:
+            record = make_record(CONFIG, "train", task, mode, index)
+            media = record.candidates if is_generation(task) else (record.context,)
+            sentences = [s for s in record.rationale.split(".") if s.strip()]
+            assert len(sentences) == len(media)
+            for sentence, item in zip(sentences, media, strict=True):
+                stated = read_attributes(sentence.split("shows ", 1)[1], "video" if "video" in task else "image")
+                seen = oracle.perceive(decode_media(item, sampling))
+                assert all(seen[a] == v for a, v in stated.items()), (sentence, seen)

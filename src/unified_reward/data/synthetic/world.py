@@ -35,7 +35,7 @@ from unified_reward.data.synthetic.scene import (
 
 log = logging.getLogger(__name__)
 
-WORLD_VERSION = 2  # bump when generation changes, so caches of the old world are not reused
+WORLD_VERSION = 3  # bump when generation changes, so caches of the old world are not reused
 SOURCE = "synthetic"
 SPLITS = ("train", "val", "test")
 
@@ -166,6 +166,17 @@ def plan_record(config: WorldConfig, split: str, task: str, mode: str, index: in
     return RecordPlan(task, mode, prompt, scene, attributes, variants, scores)
 
 
+def observation(plan: RecordPlan) -> str:
+    """What a careful judge would note before its verdict: what each candidate shows (generation) or what the
+    image or video shows (understanding). `module.train_rationale=true` trains the judge to write it first."""
+    kind = "image" if plan.scene.kind == "image" else "video"
+    if is_generation(plan.task):
+        if len(plan.variants) == 1:
+            return f"The {kind} shows {describe(plan.variants[0])}."
+        return " ".join(f"{kind.title()} {i + 1} shows {describe(v)}." for i, v in enumerate(plan.variants))
+    return f"The {kind} shows {describe(plan.scene)}."
+
+
 def make_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> PreferenceRecord:
     plan = plan_record(config, split, task, mode, index)
     rng = np.random.default_rng([config.seed, SPLITS.index(split), TASKS.index(task), MODES.index(mode), index, 1])
@@ -185,6 +196,7 @@ def make_record(config: WorldConfig, split: str, task: str, mode: str, index: in
         label=plan.label,
         source=SOURCE,
         context=None if generation else render(plan.scene),
+        rationale=observation(plan),
         meta={
             "scene": _scene_meta(plan.scene),
             "asked": list(plan.attributes),
