@@ -43,6 +43,43 @@ def candidate_loader(folder: str, split: str, batch_size: int, counter) -> DataL
     return DataLoader(ChainDataset(readers), batch_size=batch_size, collate_fn=_keep)
 
 
+def _candidate_module(cfg: DictConfig, tasks) -> L.LightningModule:
+    """A VLM policy's answers (model=qwen2_vl_tiny, ...) or a generator's samples (model=t2i_unet_tiny, ...)."""
+    generator = "denoiser" in cfg.model
+    wrong = [t for t in tasks if t.endswith("_generation") != generator]
+    if wrong:
+        kind = "a generator samples captions" if generator else "a VLM policy answers questions"
+        raise SystemExit(
+            f"stage=candidates with model={cfg.model.get('kind', 'vlm')}: {kind}, but data.tasks has {wrong}"
+        )
+    if generator:
+        from unified_reward.generation.candidates import GeneratedCandidates
+
+        return GeneratedCandidates(
+            hydra.utils.instantiate(cfg.model.denoiser),
+            hydra.utils.instantiate(cfg.model.caption_encoder),
+            hydra.utils.instantiate(cfg.model.objective),
+            sample_size=cfg.model.sample_size,
+            num_frames=cfg.model.num_frames,
+            latent_codec=hydra.utils.instantiate(cfg.model.latent_codec),
+            candidates=cfg.candidates_per_prompt,
+            sample_steps=cfg.sample_steps,
+            guidance_scale=cfg.guidance_scale,
+            oracle=cfg.oracle,
+        )
+    from unified_reward.generation.candidates import AnswerCandidates
+
+    return AnswerCandidates(
+        hydra.utils.instantiate(cfg.model.processor),
+        hydra.utils.instantiate(cfg.model.backbone),
+        candidates=cfg.candidates_per_prompt,
+        temperature=cfg.temperature,
+        max_new_tokens=cfg.max_new_tokens,
+        oracle=cfg.oracle,
+        seed=cfg.seed,
+    )
+
+
 def run(cfg: DictConfig) -> Path:
     from unified_reward.data.reading import SkipCounter
     from unified_reward.filtering.writer import ResumableShardWriter
@@ -53,26 +90,10 @@ def run(cfg: DictConfig) -> Path:
     loggers = [hydra.utils.instantiate(e) for e in (cfg.get("logger") or {}).values() if e and "_target_" in e]
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[writer], logger=loggers or False)
     if cfg.stage == "candidates":
-        from unified_reward.generation.candidates import AnswerCandidates
-
         datamodule = hydra.utils.instantiate(cfg.data)
-        generation = [t for t in datamodule.tasks if t.endswith("_generation")]
-        if generation:
-            raise SystemExit(
-                f"stage=candidates samples answers from a VLM policy; data.tasks has {generation} (set "
-                "data.tasks=[image_understanding] or video_understanding; generator candidates are not written yet)"
-            )
+        module = _candidate_module(cfg, datamodule.tasks)  # fails fast on tasks the model cannot produce
         datamodule.prepare_data()
         datamodule.eval_batch_size = cfg.batch_size
-        module = AnswerCandidates(
-            hydra.utils.instantiate(cfg.model.processor),
-            hydra.utils.instantiate(cfg.model.backbone),
-            candidates=cfg.candidates_per_prompt,
-            temperature=cfg.temperature,
-            max_new_tokens=cfg.max_new_tokens,
-            oracle=cfg.oracle,
-            seed=cfg.seed,
-        )
         loader = datamodule.pass_dataloader(cfg.split)
     elif cfg.stage == "filter":
         if not cfg.candidates or not cfg.judge:

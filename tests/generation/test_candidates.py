@@ -47,3 +47,54 @@ def test_candidate_stage_samples_n_answers_per_question_with_oracle_scores(tmp_p
         scores = candidate_set.meta["oracle_scores"]
         assert len(scores) == 4 and all(0.0 <= x <= 1.0 for x in scores)
     assert json.loads((folder / "summary.json").read_text())["totals"]["sets"] == 12
+
+
+def test_candidate_stage_samples_n_images_per_caption_with_distinct_seeds(tmp_path):
+    out = tmp_path / "candidates"
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "filter.py"),
+        "stage=candidates",
+        "model=t2i_unet_tiny",  # a random tiny generator: noise images, real sampling and oracle
+        "data.tasks=[image_generation]",
+        "data.modes=[pair]",
+        "data.source.records_per_stream={train: 4, val: 2, test: 2}",
+        "+data.source.shard_size=2",
+        "candidates_per_prompt=3",
+        "sample_steps=2",
+        f"output={out}",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        "logger=[]",
+    ]
+    result = subprocess.run(
+        command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = out / "train"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    sets = [
+        decode_candidate_set(sample, None)
+        for entry in manifest["streams"].values()
+        for shard in entry["shards"]
+        for sample in wds.WebDataset(str(folder / shard), shardshuffle=False)
+    ]
+    assert len(sets) == 4
+    for candidate_set in sets:
+        assert candidate_set.task == "image_generation" and len(candidate_set.candidates) == 3
+        assert len(set(candidate_set.meta["seeds"])) == 3 and len({c.data for c in candidate_set.candidates}) == 3
+        assert all(1.0 <= x <= 5.0 for x in candidate_set.meta["oracle_scores"])
+
+
+def test_candidate_stage_refuses_tasks_the_model_cannot_produce(tmp_path):
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "filter.py"),
+        "stage=candidates",
+        "data.tasks=[image_generation]",  # the default model is a VLM policy
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        "logger=[]",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "a VLM policy answers questions" in result.stderr

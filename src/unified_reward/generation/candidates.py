@@ -6,11 +6,16 @@ records (their question and image or video); each question gives one `CandidateS
 `<record id>-candidates`. An empty sampled answer is stored as the text "(no answer)" (the schema refuses
 empty texts; the judge sees that the answer is missing) and counted (`empty_answers`). With `oracle=True`
 (the synthetic world) every candidate's oracle score goes to `meta["oracle_scores"]`, so the filter's
-choices can be checked. Generator candidates (N seeds per caption) are not written yet.
+choices can be checked.
+
+`GeneratedCandidates`: a text-to-image or text-to-video generator samples N candidates per caption of the
+input generation records, one seed each (seeded by the record id and the candidate index, so candidate j is
+reproducible alone); the oracle scores them at 64 px (`score_generated_sample`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import lightning as L
@@ -21,7 +26,10 @@ from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.policy_pairs import encode_policy_prompt
 from unified_reward.data.schema import CandidateSet, PreferenceRecord, is_generation
 from unified_reward.filtering.writer import Outcome
+from unified_reward.generation.noise import NoiseObjective
+from unified_reward.generation.sampling import sample_pixels, to_uint8
 from unified_reward.models.builders import VLMProcessor
+from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
 from unified_reward.scoring import generate_texts
 
 
@@ -90,6 +98,81 @@ class AnswerCandidates(L.LightningModule):
             )
             outcomes.append(Outcome(item, candidate_set, {"counts": {"sets": 1, "empty_answers": empty}}))
         return outcomes
+
+
+class GeneratedCandidates(L.LightningModule):
+    def __init__(
+        self,
+        denoiser: nn.Module | Callable[..., nn.Module],
+        caption_encoder: CaptionEncoder,
+        objective: NoiseObjective,
+        *,
+        sample_size: int,
+        num_frames: int | None = None,
+        latent_codec: LatentCodec | None = None,
+        candidates: int = 10,
+        sample_steps: int = 25,
+        guidance_scale: float = 1.0,
+        oracle: bool = False,
+    ):
+        super().__init__()
+        if candidates < 2:
+            raise ValueError("sample at least 2 candidates per caption")
+        self.denoiser = denoiser if isinstance(denoiser, nn.Module) else denoiser(finetune="full")
+        self.caption_encoder, self.objective, self.latent_codec = caption_encoder, objective, latent_codec
+        self.sample_size, self.num_frames = sample_size, num_frames
+        self.candidates, self.sample_steps, self.guidance_scale = candidates, sample_steps, guidance_scale
+        self.oracle = oracle
+        self.skip_ids: set[str] = set()
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch
+
+    @torch.no_grad()
+    def predict_step(self, batch: list[PreferenceRecord], batch_idx: int) -> list[Outcome]:
+        prompts = [r for r in _unique_prompts(batch, self.skip_ids) if is_generation(r.task)]
+        if not prompts:
+            return []
+        captions = [r.prompt for r in prompts for _ in range(self.candidates)]
+        seeds = [_seed(f"{r.id}-{j}") for r in prompts for j in range(self.candidates)]
+        pixels = to_uint8(
+            sample_pixels(
+                self.denoiser,
+                self.caption_encoder,
+                captions,
+                self.objective,
+                size=self.sample_size,
+                num_frames=self.num_frames,
+                seeds=seeds,
+                steps=self.sample_steps,
+                guidance_scale=self.guidance_scale,
+                latent_codec=self.latent_codec,
+            )
+        )
+        outcomes = []
+        for i, prompt in enumerate(prompts):
+            block = pixels[i * self.candidates : (i + 1) * self.candidates]
+            meta = {"caption_of": prompt.id, "seeds": seeds[i * self.candidates : (i + 1) * self.candidates]}
+            if self.oracle:
+                from unified_reward.data.synthetic.oracle import score_generated_sample
+
+                meta["oracle_scores"] = [score_generated_sample(prompt.prompt, p) for p in block]
+            encode = encode_image if block[0].ndim == 3 else encode_video
+            item = f"{prompt.id}-candidates"
+            candidate_set = CandidateSet(
+                id=item,
+                task=prompt.task,
+                prompt=prompt.prompt,
+                candidates=tuple(encode(p) for p in block),
+                source="generator_samples",
+                meta=meta,
+            )
+            outcomes.append(Outcome(item, candidate_set, {"counts": {"sets": 1}}))
+        return outcomes
+
+
+def _seed(text: str) -> int:
+    return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
 
 
 def _stored(media):
