@@ -22,13 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout 
 log = logging.getLogger("filter")
 
 
-def _keep(items: list) -> list:
-    return items
-
-
 def candidate_loader(folder: str, split: str, batch_size: int, counter) -> DataLoader:
     """One pass over every `<task>_candidates` stream of a candidate folder, split across ranks; bad samples
     are skipped and counted in `counter` (a `reading.SkipCounter`)."""
+    from unified_reward.data.datamodule import keep_records
     from unified_reward.data.reading import ShardStream
     from unified_reward.data.shards import decode_candidate_set
     from unified_reward.data.sources import ShardFolder
@@ -40,7 +37,7 @@ def candidate_loader(folder: str, split: str, batch_size: int, counter) -> DataL
         ShardStream(urls, name=name, sampling=None, decode=decode_candidate_set, counter=counter)
         for name, urls in streams.items()
     ]
-    return DataLoader(ChainDataset(readers), batch_size=batch_size, collate_fn=_keep)
+    return DataLoader(ChainDataset(readers), batch_size=batch_size, collate_fn=keep_records)
 
 
 def _candidate_module(cfg: DictConfig, tasks) -> L.LightningModule:
