@@ -75,6 +75,7 @@ def test_train_without_a_module_says_what_to_do(tmp_path):
         (["experiment=reward_joint", "data=shards", "data.source.root=/somewhere"], "ShardFolder"),
         (["experiment=reward_joint", "data=urls", "data.source.urls={train: {x_pair: a.tar}}"], "ShardURLs"),
         (["experiment=diffusion_dpo_image", "data=shards", "data.source.root=/somewhere"], "ShardFolder"),
+        (["experiment=vlm_dpo_image", "data=shards", "data.source.root=/somewhere"], "ShardFolder"),
     ],
 )
 def test_real_data_sources_compose_and_build(overrides, source, tmp_path):
@@ -82,3 +83,5 @@ def test_real_data_sources_compose_and_build(overrides, source, tmp_path):
 
     cfg = compose_config(tmp_path, *overrides)
     assert type(hydra.utils.instantiate(cfg.data.source)).__name__ == source
+    if "dpo" in overrides[0]:  # a DPO experiment reads only the pair streams of its task, whatever the source
+        assert list(cfg.data.modes) == ["pair"] and len(cfg.data.tasks) == 1

@@ -125,6 +125,7 @@ def test_filter_judges_every_set_and_keeps_what_the_selection_says(filter_inputs
     assert totals["sets"] == 24 and sorted(_sidecar_items(folder)) == [f"set-{i:03d}" for i in range(24)]
     assert totals["pair_judgments"] == 24 * (CANDIDATES // 2) and totals["point_judgments"] == 24 * CANDIDATES
     assert totals["kept"] + sum(v for k, v in totals.items() if k.startswith("dropped/")) == 24
+    assert sum(v for k, v in totals.items() if k.startswith("oracle_prefers/")) == totals["kept"]
     assert json.loads((folder / "skipped-r000.json").read_text()) == {"malformed_json": 1}
     records = {r.meta["candidate_set"]: r for r in _pair_records(folder)}
     assert len(records) == totals["kept"] > 0

@@ -6,7 +6,8 @@ Candidate sets are read with their media still encoded; the judge sees them deco
 kept pair is written with the stored bytes.
 A kept set becomes a pair record (chosen first) in exactly the form the DPO modules read, carrying the
 judge's pair probabilities, every candidate's expected score, the chosen/rejected lists and, when the world
-recorded them, the oracle's scores (`meta`). Write with `ResumableShardWriter`; counts (sets, kept, dropped
+recorded them, the oracle's scores (`meta`; `summary.json` then counts whether the oracle prefers the chosen
+candidate, the rejected one, or neither). Write with `ResumableShardWriter`; counts (sets, kept, dropped
 per reason, pair and point judgments) go to `summary.json`, TensorBoard (`filter/*` scalars and the
 chosen-minus-rejected score gap histogram) and the log.
 """
@@ -111,7 +112,9 @@ class PreferenceFilter(L.LightningModule):
             meta["rejected_index"] = selection.rejected
             if oracle is not None:
                 meta["oracle_scores"] = oracle
-                facts["oracle_agrees"] = float(oracle[selection.chosen] > oracle[selection.rejected])
+                chosen, rejected = oracle[selection.chosen], oracle[selection.rejected]
+                verdict = "chosen" if chosen > rejected else "rejected" if chosen < rejected else "tie"
+                counts[f"oracle_prefers/{verdict}"] = 1
             record = PreferenceRecord.preference_pair(
                 id=f"{s.id}-pair",
                 task=s.task,
@@ -128,7 +131,9 @@ class PreferenceFilter(L.LightningModule):
         """At the end (rank 0): counts as `filter/*` scalars, the score-gap histogram, oracle agreement."""
         totals = summary["totals"]
         gaps = np.array([f["gap"] for f in summary["facts"] if "gap" in f], dtype=float)
-        agreement = [f["oracle_agrees"] for f in summary["facts"] if "oracle_agrees" in f]
+        # agreement with the oracle where the oracle tells the kept pair's two candidates apart
+        agree, disagree = totals.get("oracle_prefers/chosen", 0), totals.get("oracle_prefers/rejected", 0)
+        agreement = agree / (agree + disagree) if agree + disagree else None
         log.info(
             "filter: %d sets, %d kept, dropped %s; %d pair + %d point judgments%s",
             totals.get("sets", 0),
@@ -136,7 +141,9 @@ class PreferenceFilter(L.LightningModule):
             {k.split("/", 1)[1]: v for k, v in totals.items() if k.startswith("dropped/")},
             totals.get("pair_judgments", 0),
             totals.get("point_judgments", 0),
-            f"; oracle agrees with {np.mean(agreement):.3f} of kept pairs" if agreement else "",
+            f"; the oracle agrees with {agreement:.3f} of the kept pairs it tells apart"
+            if agreement is not None
+            else "",
         )
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)
@@ -144,7 +151,7 @@ class PreferenceFilter(L.LightningModule):
                 continue
             for name, value in totals.items():
                 experiment.add_scalar(f"filter/{name}", value, 0)
-            if agreement:
-                experiment.add_scalar("filter/oracle_agreement", float(np.mean(agreement)), 0)
+            if agreement is not None:
+                experiment.add_scalar("filter/oracle_agreement", agreement, 0)
             if len(gaps):
                 experiment.add_histogram("filter/score_gap", gaps, 0)
