@@ -9,12 +9,35 @@ from tests_support import ROOT
 from unified_reward.data.shards import decode_candidate_set
 
 
-def test_candidate_stage_samples_n_answers_per_question_with_oracle_scores(tmp_path):
-    out = tmp_path / "candidates"
+def _candidate_stage(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    """`src/filter.py stage=candidates` on a small synthetic world, writing to tmp_path/candidates."""
     command = [
         sys.executable,
         str(ROOT / "src" / "filter.py"),
         "stage=candidates",
+        *overrides,
+        f"output={tmp_path / 'candidates'}",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        "logger=[]",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _candidate_sets(folder) -> list:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return [
+        decode_candidate_set(sample, None)
+        for entry in manifest["streams"].values()
+        for shard in entry["shards"]
+        for sample in wds.WebDataset(str(folder / shard), shardshuffle=False)
+    ]
+
+
+def test_candidate_stage_samples_n_answers_per_question_with_oracle_scores(tmp_path):
+    result = _candidate_stage(
+        tmp_path,
         "model.pretrained=null",  # a random tiny policy: its answers are noise, the mechanics are real
         "data.tasks=[image_understanding,video_understanding]",
         "data.modes=[pair]",
@@ -23,24 +46,12 @@ def test_candidate_stage_samples_n_answers_per_question_with_oracle_scores(tmp_p
         "candidates_per_prompt=4",
         "max_new_tokens=6",
         "flush_every=4",
-        f"output={out}",
-        f"paths.root_dir={tmp_path}",
-        f"hydra.run.dir={tmp_path / 'hydra'}",
-        "logger=[]",
-    ]
-    result = subprocess.run(
-        command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    folder = out / "train"
+    folder = tmp_path / "candidates" / "train"
     manifest = json.loads((folder / "manifest.json").read_text())
     assert set(manifest["streams"]) == {"image_understanding_candidates", "video_understanding_candidates"}
-    sets = [
-        decode_candidate_set(sample, None)
-        for entry in manifest["streams"].values()
-        for shard in entry["shards"]
-        for sample in wds.WebDataset(str(folder / shard), shardshuffle=False)
-    ]
+    sets = _candidate_sets(folder)
     assert len(sets) == 12 and len({s.id for s in sets}) == 12
     for candidate_set in sets:
         assert len(candidate_set.candidates) == 4 and candidate_set.context is not None
@@ -50,11 +61,8 @@ def test_candidate_stage_samples_n_answers_per_question_with_oracle_scores(tmp_p
 
 
 def test_candidate_stage_samples_n_images_per_caption_with_distinct_seeds(tmp_path):
-    out = tmp_path / "candidates"
-    command = [
-        sys.executable,
-        str(ROOT / "src" / "filter.py"),
-        "stage=candidates",
+    result = _candidate_stage(
+        tmp_path,
         "model=t2i_unet_tiny",  # a random tiny generator: noise images, real sampling and oracle
         "data.tasks=[image_generation]",
         "data.modes=[pair]",
@@ -62,23 +70,9 @@ def test_candidate_stage_samples_n_images_per_caption_with_distinct_seeds(tmp_pa
         "+data.source.shard_size=2",
         "candidates_per_prompt=3",
         "sample_steps=2",
-        f"output={out}",
-        f"paths.root_dir={tmp_path}",
-        f"hydra.run.dir={tmp_path / 'hydra'}",
-        "logger=[]",
-    ]
-    result = subprocess.run(
-        command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    folder = out / "train"
-    manifest = json.loads((folder / "manifest.json").read_text())
-    sets = [
-        decode_candidate_set(sample, None)
-        for entry in manifest["streams"].values()
-        for shard in entry["shards"]
-        for sample in wds.WebDataset(str(folder / shard), shardshuffle=False)
-    ]
+    sets = _candidate_sets(tmp_path / "candidates" / "train")
     assert len(sets) == 4
     for candidate_set in sets:
         assert candidate_set.task == "image_generation" and len(candidate_set.candidates) == 3
@@ -87,14 +81,5 @@ def test_candidate_stage_samples_n_images_per_caption_with_distinct_seeds(tmp_pa
 
 
 def test_candidate_stage_refuses_tasks_the_model_cannot_produce(tmp_path):
-    command = [
-        sys.executable,
-        str(ROOT / "src" / "filter.py"),
-        "stage=candidates",
-        "data.tasks=[image_generation]",  # the default model is a VLM policy
-        f"paths.root_dir={tmp_path}",
-        f"hydra.run.dir={tmp_path / 'hydra'}",
-        "logger=[]",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = _candidate_stage(tmp_path, "data.tasks=[image_generation]")  # the default model is a VLM policy
     assert result.returncode != 0 and "a VLM policy answers questions" in result.stderr

@@ -122,6 +122,20 @@ def decode_video(data: bytes, sampling: VideoSampling) -> VideoClip:
     return VideoClip(frames=np.ascontiguousarray(frames, dtype=np.uint8), timestamps=timestamps.astype(np.float64))
 
 
+def encode_media(media: EncodedMedia | Image.Image | VideoClip | np.ndarray) -> EncodedMedia:
+    """Media as shard bytes: stored media unchanged, images (PIL or uint8 (H, W, 3)) as PNG, videos (a clip or
+    uint8 (F, H, W, 3)) as MP4 of their frames."""
+    if isinstance(media, EncodedMedia):
+        return media
+    if isinstance(media, VideoClip):
+        return encode_video(media.frames)
+    if isinstance(media, np.ndarray) and media.ndim == 4:
+        return encode_video(media)
+    if isinstance(media, Image.Image | np.ndarray):
+        return encode_image(media)
+    raise TypeError(f"cannot encode {type(media).__name__} as media")
+
+
 def decode_media(media: EncodedMedia, sampling: VideoSampling) -> Image.Image | VideoClip:
     if media.kind == "image":
         return decode_image(media.data)

@@ -15,15 +15,15 @@ reproducible alone); the oracle scores them at 64 px (`score_generated_sample`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import lightning as L
 import torch
 from torch import nn
 
-from unified_reward.data.media import encode_image, encode_video
+from unified_reward.data.media import encode_media
 from unified_reward.data.policy_pairs import encode_policy_prompt
+from unified_reward.data.reading import stable_seed
 from unified_reward.data.schema import CandidateSet, PreferenceRecord, is_generation
 from unified_reward.filtering.writer import Outcome
 from unified_reward.generation.noise import NoiseObjective
@@ -33,7 +33,8 @@ from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
 from unified_reward.scoring import generate_texts
 
 
-def _unique_prompts(records: list[PreferenceRecord], skip: set[str]) -> list[PreferenceRecord]:
+def _not_done(records: list[PreferenceRecord], skip: set[str]) -> list[PreferenceRecord]:
+    """The records whose candidate set a previous run has not committed yet."""
     return [r for r in records if f"{r.id}-candidates" not in skip]
 
 
@@ -63,10 +64,10 @@ class AnswerCandidates(L.LightningModule):
 
     @torch.no_grad()
     def predict_step(self, batch: list[PreferenceRecord], batch_idx: int) -> list[Outcome]:
-        questions = [r for r in _unique_prompts(batch, self.skip_ids) if not is_generation(r.task)]
+        questions = [r for r in _not_done(batch, self.skip_ids) if not is_generation(r.task)]
         if not questions:
             return []
-        torch.manual_seed(self.seed + batch_idx + 1000 * self.global_rank)
+        torch.manual_seed(stable_seed(self.seed, questions[0].id))  # the same on any rank or world size
         texts = generate_texts(
             self.policy,
             self.processor,
@@ -93,7 +94,7 @@ class AnswerCandidates(L.LightningModule):
                 prompt=question.prompt,
                 candidates=tuple(answers),
                 source="policy_answers",
-                context=_stored(question.context),
+                context=encode_media(question.context),
                 meta=meta,
             )
             outcomes.append(Outcome(item, candidate_set, {"counts": {"sets": 1, "empty_answers": empty}}))
@@ -130,11 +131,11 @@ class GeneratedCandidates(L.LightningModule):
 
     @torch.no_grad()
     def predict_step(self, batch: list[PreferenceRecord], batch_idx: int) -> list[Outcome]:
-        prompts = [r for r in _unique_prompts(batch, self.skip_ids) if is_generation(r.task)]
+        prompts = [r for r in _not_done(batch, self.skip_ids) if is_generation(r.task)]
         if not prompts:
             return []
         captions = [r.prompt for r in prompts for _ in range(self.candidates)]
-        seeds = [_seed(f"{r.id}-{j}") for r in prompts for j in range(self.candidates)]
+        seeds = [stable_seed(r.id, j) for r in prompts for j in range(self.candidates)]
         pixels = to_uint8(
             sample_pixels(
                 self.denoiser,
@@ -157,34 +158,14 @@ class GeneratedCandidates(L.LightningModule):
                 from unified_reward.data.synthetic.oracle import score_generated_sample
 
                 meta["oracle_scores"] = [score_generated_sample(prompt.prompt, p) for p in block]
-            encode = encode_image if block[0].ndim == 3 else encode_video
             item = f"{prompt.id}-candidates"
             candidate_set = CandidateSet(
                 id=item,
                 task=prompt.task,
                 prompt=prompt.prompt,
-                candidates=tuple(encode(p) for p in block),
+                candidates=tuple(encode_media(p) for p in block),
                 source="generator_samples",
                 meta=meta,
             )
             outcomes.append(Outcome(item, candidate_set, {"counts": {"sets": 1}}))
         return outcomes
-
-
-def _seed(text: str) -> int:
-    return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
-
-
-def _stored(media):
-    """Decoded media back to bytes for a shard (images as PNG, videos as MP4 of their frames)."""
-    from PIL import Image
-
-    from unified_reward.data.schema import EncodedMedia, VideoClip
-
-    if isinstance(media, EncodedMedia):
-        return media
-    if isinstance(media, Image.Image):
-        return encode_image(media)
-    if isinstance(media, VideoClip):
-        return encode_video(media.frames)
-    raise TypeError(f"cannot store {type(media).__name__} in a candidate set")

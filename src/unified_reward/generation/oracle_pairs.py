@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from unified_reward.data.media import encode_image, encode_video
+from unified_reward.data.media import encode_media
 from unified_reward.data.schema import PreferenceRecord
 from unified_reward.data.shards import ShardSetWriter, build_splits_once
 from unified_reward.data.sources import ShardFolder
@@ -132,8 +132,8 @@ class OracleRankedPairs:
                         id=f"oracle-{split}-{self.task}-{i:06d}",
                         task=self.task,
                         prompt=caption,
-                        chosen=self._encode(pixels[first]),
-                        rejected=self._encode(pixels[last]),
+                        chosen=encode_media(pixels[first]),
+                        rejected=encode_media(pixels[last]),
                         source="oracle_ranked_samples",
                         meta={"scores": block.tolist(), "chosen_seed": seeds[first], "rejected_seed": seeds[last]},
                     )
@@ -145,9 +145,6 @@ class OracleRankedPairs:
             "dropped_equal": dropped,
             "mean_candidate_score": float(scores.mean()) if len(scores) else float("nan"),
         }
-
-    def _encode(self, pixels: np.ndarray):
-        return encode_image(pixels) if pixels.ndim == 3 else encode_video(pixels)
 
     def streams(self, split: str) -> dict[str, list[str]]:
         return ShardFolder(self.folder).streams(split)

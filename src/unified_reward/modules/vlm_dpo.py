@@ -57,12 +57,17 @@ REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precom
 MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "image_sizes")
 
 
-def shared_prompt_positions(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+def rope_index_owner(model: nn.Module) -> nn.Module | None:
+    """The submodule with Qwen's `get_rope_index` (3-D positions), or None for 1-D-position models."""
+    return next((m for m in model.modules() if hasattr(m, "get_rope_index")), None)
+
+
+def shared_prompt_positions(rope: nn.Module | None, batch: dict[str, Any]) -> torch.Tensor:
     """Position ids for the shared layout: the model's own positions for `prompt | chosen`, and the rejected
-    answer placed right after the prompt (where it would be in a row of its own)."""
+    answer placed right after the prompt (where it would be in a row of its own). `rope`: the model's
+    `rope_index_owner`."""
     segments = batch["segments"]
     present = (segments >= 0).long()
-    rope = next((m for m in model.modules() if hasattr(m, "get_rope_index")), None)
     if rope is not None:  # Qwen2-VL / Qwen2.5-VL: 3-D (temporal, height, width) positions over the media
         positions, _ = rope.get_rope_index(
             input_ids=batch["input_ids"],
@@ -167,6 +172,7 @@ class VLMDPOModule(L.LightningModule):
         self._answers: dict[str, list[tuple[float, float, float]]] = {"test": []}
         self._sharded = False
         self._adapter_layers: list[nn.Module] | None = None
+        self._rope: tuple[nn.Module | None] | None = None
 
     @property
     def uses_reference(self) -> bool:
@@ -180,7 +186,9 @@ class VLMDPOModule(L.LightningModule):
             inputs = {k: batch[k] for k in ("input_ids", "mm_token_type_ids", *MEDIA_INPUTS) if k in batch}
             if self.hparams.layout == "shared":
                 inputs["attention_mask"] = attention_mask_for(model, shared_prompt_mask(batch["segments"]))
-                inputs["position_ids"] = shared_prompt_positions(model, batch)
+                if self._rope is None:  # found once: walking a 7B model's modules every batch is not free
+                    self._rope = (rope_index_owner(model),)
+                inputs["position_ids"] = shared_prompt_positions(self._rope[0], batch)
             else:
                 inputs["attention_mask"] = batch["attention_mask"]
             mask = batch["target_mask"]
