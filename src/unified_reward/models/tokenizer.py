@@ -58,8 +58,11 @@ def _corpus() -> list[str]:
     texts += [a for t in DEFAULT_TEMPLATES.values() for a in t.pair_answers.values()]
     texts += [q for qs in QUESTIONS.values() for q in qs] + list(IMAGE_CAPTIONS) + list(VIDEO_CAPTIONS)
     words = list(COLORS) + list(SHAPES) + [s + "s" for s in SHAPES] + list(COUNT_WORDS.values())
-    words += list(POSITIONS) + list(MOTIONS) + ["There is", "There are", "They are", "objects", "object", "moving"]
-    texts += [" ".join(words)] * 4
+    words += list(POSITIONS) + list(MOTIONS) + ["There", "is", "are", "They", "objects", "object", "moving", "shows"]
+    words += ["image", "video", "Image", "Video", "Answer", "better", "equally", "good", "Both"]
+    # every word both first and after a space, often enough that BPE merges each into one token: a colour
+    # split into pieces (" re" + "d") is a harder word for a tiny model to tie to what it sees
+    texts += [" ".join(words), " " + " ".join(words), " ".join(w.capitalize() for w in words)] * 8
     texts += [f"Final Score: {i}" for i in range(11)] + ["Final Score: 3.5", "0123456789 . , : ; ! ? ' \" ( ) -"]
     texts += ["user", "assistant", "system", "\n"]
     return texts

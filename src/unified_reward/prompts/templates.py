@@ -92,17 +92,17 @@ _GENERATION_PAIR = (
     "Reply with one of: '{Kind} 1 is better.', '{Kind} 2 is better.', 'Both {kind}s are equally good.'"
 )
 _GENERATION_POINT = (
-    "You will see a {kind} generated from a caption. Rate how faithfully it follows the caption (objects, "
+    "You will see {a_kind} generated from a caption. Rate how faithfully it follows the caption (objects, "
     "counts, colours, {where}) and its quality, from {{low}} to {{high}}.\n"
     "Caption: {{prompt}}\n{Kind}: <candidate1>\nEnd your reply with 'Final Score: X'."
 )
 _UNDERSTANDING_PAIR = (
-    "Here is a {kind}, a question about it and two answers. Judge which answer is more accurate, complete and "
+    "Here is {a_kind}, a question about it and two answers. Judge which answer is more accurate, complete and "
     "relevant to the {kind}.\n{Kind}: <context>\nQuestion: {{prompt}}\nAnswer 1: {{answer1}}\nAnswer 2: {{answer2}}\n"
     "Reply with one of: 'Answer 1 is better.', 'Answer 2 is better.'"
 )
 _UNDERSTANDING_POINT = (
-    "Here is a {kind}, a question about it and an answer. Rate the answer's accuracy, completeness and relevance "
+    "Here is {a_kind}, a question about it and an answer. Rate the answer's accuracy, completeness and relevance "
     "to the {kind} from {{low}} to {{high}}.\n{Kind}: <context>\nQuestion: {{prompt}}\nAnswer: {{answer1}}\n"
     "End your reply with 'Final Score: X'."
 )
@@ -110,7 +110,12 @@ _UNDERSTANDING_POINT = (
 
 def _default_template(task: str, mode: str) -> JudgeTemplate:
     kind = media_kind_of(task)
-    fill = {"kind": kind, "Kind": kind.title(), "where": "positions" if kind == "image" else "motion"}
+    fill = {
+        "kind": kind,
+        "Kind": kind.title(),
+        "a_kind": ("an " if kind[0] in "aeiou" else "a ") + kind,
+        "where": "positions" if kind == "image" else "motion",
+    }
     if is_generation(task):
         text = (_GENERATION_PAIR if mode == "pair" else _GENERATION_POINT).format(**fill)
         answers = _pair_answers(kind) if mode == "pair" else {}
