@@ -24,7 +24,7 @@ from torch import nn
 from unified_reward.data.collators import JudgeCollator
 from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
-from unified_reward.modules.optimization import adamw_warmup_cosine
+from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
 from unified_reward.prompts.templates import load_templates
 from unified_reward.scoring import VERDICTS, Judge, JudgeQuery
 from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
@@ -51,6 +51,7 @@ class RewardSFTModule(L.LightningModule):
         *,
         templates: str | None = None,
         lr: float = 2.5e-6,
+        vision_lr_scale: float = 1.0,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.03,
         min_lr_ratio: float = 0.0,
@@ -98,7 +99,7 @@ class RewardSFTModule(L.LightningModule):
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(
-            self.model.parameters(),
+            vision_scaled_groups(self.model, self.hparams.vision_lr_scale),
             lr=self.hparams.lr,
             weight_decay=self.hparams.weight_decay,
             total_steps=self.trainer.estimated_stepping_batches,

@@ -46,7 +46,7 @@ from unified_reward.fingerprint import weights_fingerprint
 from unified_reward.losses.vlm_dpo import LOSS_TYPES, completion_logps, preference_loss, sft_loss
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.models.export import save_vlm
-from unified_reward.modules.optimization import adamw_warmup_cosine
+from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
 from unified_reward.scoring import generate_texts
 from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
 
@@ -138,6 +138,7 @@ class VLMDPOModule(L.LightningModule):
         reference_logps_file: str | None = None,
         layout: str = "shared",
         lr: float = 5e-7,
+        vision_lr_scale: float = 1.0,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.1,
         min_lr_ratio: float = 0.0,
@@ -293,7 +294,7 @@ class VLMDPOModule(L.LightningModule):
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(
-            [p for p in self.model.parameters() if p.requires_grad],
+            vision_scaled_groups(self.model, self.hparams.vision_lr_scale),
             lr=self.hparams.lr,
             weight_decay=self.hparams.weight_decay,
             total_steps=self.trainer.estimated_stepping_batches,
