@@ -1,0 +1,83 @@
+"""src/pipeline.py end to end on a tiny world: every stage runs as its own command, and a second run resumes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests_support import ROOT
+
+sys.path.insert(0, str(ROOT / "src"))
+from pipeline import oracle_agreement, require_pairs  # noqa: E402
+
+WORLD = "data.source.records_per_stream={train: 16, val: 8, test: 8}"
+SHORT_DPO = [
+    "trainer.max_steps=2",
+    "trainer.val_check_interval=1",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "data.batch_size=2",
+    "data.eval_batch_size=2",
+]
+
+
+def _quoted(items):
+    return "[" + ",".join(f"'{item}'" for item in items) + "]"
+
+
+def _pipeline(tmp_path, *extra):
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "pipeline.py"),
+        "domain=image_understanding",
+        f"hydra.run.dir={tmp_path / 'pipeline'}",
+        "candidates_per_prompt=4",
+        "batch_size=4",
+        f"overrides.all={_quoted([f'paths.root_dir={tmp_path}'])}",
+        f"overrides.policy={_quoted(['debug=fast'])}",
+        # 40 steps: enough to answer in the pair format (a random judge puts all its mass on the tie answer, and
+        # the filter rightly keeps nothing), not to judge well
+        "judge_kind=single",
+        f"overrides.judge={_quoted(['debug=fast', 'trainer.max_steps=40', 'trainer.val_check_interval=40'])}",
+        f"overrides.candidates={_quoted([WORLD, 'max_new_tokens=8'])}",
+        f"overrides.dpo={_quoted(SHORT_DPO)}",
+        *extra,
+    ]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+
+def test_pipeline_runs_every_stage_then_resumes_without_rerunning(tmp_path):
+    first = _pipeline(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "pipeline"
+    report = json.loads((out / "pipeline.json").read_text())
+    for stage in ("policy", "judge", "dpo"):
+        assert (out / stage / "metrics.json").exists()
+    assert (out / "policy" / "export" / "config.json").exists() and (out / "judge" / "export" / "judge.json").exists()
+    assert report["candidates"]["train"]["sets"] == 16 and report["filter"]["train"]["sets"] == 16
+    assert report["filter"]["train"]["pair_judgments"] == 16 * 2 and report["filter"]["train"]["point_judgments"] == 64
+    assert 0.0 <= report["policy_score_before"] <= 1.0 and 0.0 <= report["policy_score_after"] <= 1.0
+    assert report["policy_score_gain"] == pytest.approx(report["policy_score_after"] - report["policy_score_before"])
+    assert report["judge_kind"] == "single" and 0.0 <= report["judge_test_accuracy"] <= 1.0
+
+    again = _pipeline(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (again.stdout + again.stderr).count("done before") == 5  # policy, judge, candidates, filter, dpo
+    assert json.loads((out / "pipeline.json").read_text())["policy_score_after"] == report["policy_score_after"]
+
+
+def test_a_failing_stage_stops_the_pipeline_and_names_it(tmp_path):
+    failed = _pipeline(tmp_path, "policy=/nonexistent/policy", "judge=/nonexistent/judge")
+    assert failed.returncode != 0
+    assert "stage candidates failed" in failed.stderr
+
+
+def test_a_split_without_kept_pairs_is_refused_with_the_filters_counts():
+    with pytest.raises(SystemExit, match=r"kept no pairs in \['val'\].*chosen_not_better"):
+        require_pairs({"train": {"kept": 3}, "val": {"kept": 0, "dropped/chosen_not_better": 8}, "test": {"kept": 1}})
+
+
+def test_oracle_agreement_counts_only_pairs_the_oracle_tells_apart():
+    assert oracle_agreement({"oracle_prefers/chosen": 3, "oracle_prefers/rejected": 1, "oracle_prefers/tie": 9}) == 0.75
+    assert oracle_agreement({"oracle_prefers/tie": 4}) is None
