@@ -104,9 +104,9 @@ def run(cfg: DictConfig) -> dict:
         _train_stage(cfg, "policy", domain.policy_experiment, out, [])
     judge, judge_metrics = cfg.judge, {}
     if not judge:
-        experiment = "reward_joint" if cfg.judge_kind == "joint" else f"reward_{task}"
         if cfg.judge_kind not in ("joint", "single"):
             raise SystemExit(f"judge_kind must be joint or single, got {cfg.judge_kind!r}")
+        experiment = "reward_joint" if cfg.judge_kind == "joint" else f"reward_{task}"
         judge_metrics = _train_stage(cfg, "judge", experiment, out, [])
         judge = str(out / "judge" / "export")
     candidates = _filter_stage(

@@ -19,6 +19,7 @@ def test_vision_group_holds_exactly_the_tower_and_projector(family, vision_prefi
     assert {names[id(p)].startswith(vision_prefixes) for p in language["params"]} == {False}
     assert len(vision["params"]) + len(language["params"]) == len(list(model.parameters()))
     assert (language["lr_scale"], vision["lr_scale"]) == (1.0, 5.0)
+    assert (language["name"], vision["name"]) == ("language", "vision")  # lr-AdamW/vision in TensorBoard
 
 
 def test_scaled_groups_keep_their_ratio_through_the_schedule():

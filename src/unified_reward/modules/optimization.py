@@ -31,9 +31,9 @@ def vision_scaled_groups(model: torch.nn.Module, vision_lr_scale: float) -> list
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             (vision if VISION_PARAMETER.search(name) else language).append(parameter)
-    groups = [{"params": language, "lr_scale": 1.0}]
+    groups = [{"params": language, "lr_scale": 1.0, "name": "language"}]
     if vision:
-        groups.append({"params": vision, "lr_scale": float(vision_lr_scale)})
+        groups.append({"params": vision, "lr_scale": float(vision_lr_scale), "name": "vision"})
     return groups
 
 
@@ -49,8 +49,10 @@ def adamw_warmup_cosine(
     """What `configure_optimizers` returns. `parameters` may be groups with an `lr_scale` (`vision_scaled_groups`)."""
     parameters = list(parameters)
     if parameters and isinstance(parameters[0], dict):
+        # a group's name becomes its learning-rate curve's name in TensorBoard (lr-AdamW/vision)
         groups = [
             {"params": [p for p in g["params"] if p.requires_grad], "lr": lr * g.get("lr_scale", 1.0)}
+            | ({"name": g["name"]} if "name" in g else {})
             for g in parameters
         ]
         groups = [g for g in groups if g["params"]]
