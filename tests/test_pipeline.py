@@ -26,22 +26,32 @@ def _quoted(items):
     return "[" + ",".join(f"'{item}'" for item in items) + "]"
 
 
-def _pipeline(tmp_path, *extra):
+UNDERSTANDING = {
+    "policy": ["debug=fast"],
+    # 40 steps: enough to answer in the pair format (a random judge puts all its mass on the tie answer, and
+    # the filter rightly keeps nothing), not to judge well
+    "judge": ["debug=fast", "trainer.max_steps=40", "trainer.val_check_interval=40"],
+    "candidates": [WORLD, "max_new_tokens=8"],
+    "dpo": SHORT_DPO,
+}
+GENERATION = UNDERSTANDING | {
+    "policy": ["debug=fast", "module.sample_steps=1"],
+    "candidates": [WORLD, "sample_steps=2"],
+    "dpo": [*SHORT_DPO, "module.sample_steps=1"],
+}
+
+
+def _pipeline(tmp_path, *extra, domain="image_understanding", stages=UNDERSTANDING):
     command = [
         sys.executable,
         str(ROOT / "src" / "pipeline.py"),
-        "domain=image_understanding",
+        f"domain={domain}",
         f"hydra.run.dir={tmp_path / 'pipeline'}",
         "candidates_per_prompt=4",
         "batch_size=4",
-        f"overrides.all={_quoted([f'paths.root_dir={tmp_path}'])}",
-        f"overrides.policy={_quoted(['debug=fast'])}",
-        # 40 steps: enough to answer in the pair format (a random judge puts all its mass on the tie answer, and
-        # the filter rightly keeps nothing), not to judge well
         "judge_kind=single",
-        f"overrides.judge={_quoted(['debug=fast', 'trainer.max_steps=40', 'trainer.val_check_interval=40'])}",
-        f"overrides.candidates={_quoted([WORLD, 'max_new_tokens=8'])}",
-        f"overrides.dpo={_quoted(SHORT_DPO)}",
+        f"overrides.all={_quoted([f'paths.root_dir={tmp_path}'])}",
+        *(f"overrides.{stage}={_quoted(items)}" for stage, items in stages.items()),
         *extra,
     ]
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
@@ -65,6 +75,16 @@ def test_pipeline_runs_every_stage_then_resumes_without_rerunning(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert (again.stdout + again.stderr).count("done before") == 5  # policy, judge, candidates, filter, dpo
     assert json.loads((out / "pipeline.json").read_text())["policy_score_after"] == report["policy_score_after"]
+
+
+@pytest.mark.slow
+def test_generation_pipeline_samples_filters_and_aligns_a_generator(tmp_path):
+    finished = _pipeline(tmp_path, domain="image_generation", stages=GENERATION)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = json.loads((tmp_path / "pipeline" / "pipeline.json").read_text())
+    assert report["candidates"]["train"]["sets"] == 16 and report["filter"]["train"]["point_judgments"] == 64
+    assert 1.0 <= report["policy_score_before"] <= 5.0 and 1.0 <= report["policy_score_after"] <= 5.0
+    assert (tmp_path / "pipeline" / "dpo" / "export" / "unet" / "config.json").exists()
 
 
 def test_a_failing_stage_stops_the_pipeline_and_names_it(tmp_path):
