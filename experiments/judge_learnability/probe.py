@@ -14,7 +14,8 @@ steps prints, on 100 validation records per stream, the accuracy of the argmax n
 `--text-observation` writes the observation into the prompt as text (the comparison alone, no perception);
 `--hint` writes the answer number into the prompt (a control: can the loop learn anything at all);
 `--pretrain-vision N` first trains the vision tower for N steps with linear heads on the scene's attributes;
-`--vision-only` trains only that (vision tower + heads) and reports each attribute's accuracy.
+`--vision-only` trains only that (vision tower + heads) and reports each attribute's accuracy;
+`--hidden-size` / `--layers` change the language model's width and depth (default: the tiny judge's 128 x 4).
 """
 
 from __future__ import annotations
@@ -160,16 +161,19 @@ def main() -> None:
     parser.add_argument("--hint", action="store_true")
     parser.add_argument("--pretrain-vision", type=int, default=0)
     parser.add_argument("--vision-only", action="store_true")
+    parser.add_argument("--hidden-size", type=int, default=TINY["hidden_size"])
+    parser.add_argument("--layers", type=int, default=TINY["num_hidden_layers"])
     args = parser.parse_args()
+    size = TINY | {"hidden_size": args.hidden_size, "num_hidden_layers": args.layers}
 
     torch.manual_seed(0)
     processor = build_processor(
         "qwen2_vl", min_pixels=args.pixels, max_pixels=args.pixels, image_mean=[0.130, 0.129, 0.122]
     )
-    model = build_vlm("qwen2_vl", processor, tiny=TINY)
+    model = build_vlm("qwen2_vl", processor, tiny=size)
     if args.vision_only or args.pretrain_vision:
         steps = args.steps if args.vision_only else args.pretrain_vision
-        train_vision(model, processor, steps, TINY["hidden_size"], args.eval_every if args.vision_only else steps)
+        train_vision(model, processor, steps, size["hidden_size"], args.eval_every if args.vision_only else steps)
         if args.vision_only:
             return
 
