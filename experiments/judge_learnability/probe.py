@@ -30,10 +30,10 @@ import torch
 from PIL import Image
 
 from unified_reward.data.collators import JudgeCollator
-from unified_reward.data.media import VideoSampling, decode_media
-from unified_reward.data.schema import EncodedMedia
+from unified_reward.data.media import VideoSampling
+from unified_reward.data.shards import decode_sample, encode_record
 from unified_reward.data.synthetic.render import render_image
-from unified_reward.data.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES, random_scene
+from unified_reward.data.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES, random_scene, values_of
 from unified_reward.data.synthetic.world import QUESTIONS, WorldConfig, make_record
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
@@ -47,18 +47,8 @@ WORDS = {
     "shape": set(SHAPES) | {s + "s" for s in SHAPES},
     "where": set(POSITIONS) | set(MOTIONS),
 }
-ATTRIBUTE_CLASSES = {"color": tuple(COLORS), "shape": SHAPES, "count": (1, 2, 3), "position": POSITIONS}
-
-
+ATTRIBUTE_CLASSES = {a: values_of(a) for a in ("color", "shape", "count", "position")}
 SAMPLING = VideoSampling(num_frames=8)
-
-
-def decoded(record, sampling: VideoSampling = SAMPLING):
-    def media(x):
-        return decode_media(x, sampling) if isinstance(x, EncodedMedia) else x
-
-    context = media(record.context) if record.context is not None else None
-    return replace(record, context=context, candidates=tuple(media(c) for c in record.candidates))
 
 
 def token_roles(tokenizer, answer: str) -> list[str | None]:
@@ -178,7 +168,7 @@ def main() -> None:
             return
 
     def prepared(record):
-        record = decoded(record)
+        record = decode_sample(encode_record(record), SAMPLING)  # as the datamodule reads it
         if args.text_observation:
             record = replace(record, prompt=f"{record.rationale} {record.prompt}")
         if args.hint:
