@@ -27,7 +27,7 @@ from unified_reward.data.reading import stable_seed
 from unified_reward.data.schema import CandidateSet, PreferenceRecord, is_generation
 from unified_reward.filtering.writer import Outcome
 from unified_reward.generation.noise import NoiseObjective
-from unified_reward.generation.sampling import sample_pixels, to_uint8
+from unified_reward.generation.sampling import PixelSampler, to_uint8
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
 from unified_reward.scoring import generate_texts
@@ -120,10 +120,11 @@ class GeneratedCandidates(L.LightningModule):
         if candidates < 2:
             raise ValueError("sample at least 2 candidates per caption")
         self.denoiser = denoiser if isinstance(denoiser, nn.Module) else denoiser(finetune="full")
-        self.caption_encoder, self.objective, self.latent_codec = caption_encoder, objective, latent_codec
-        self.sample_size, self.num_frames = sample_size, num_frames
-        self.candidates, self.sample_steps, self.guidance_scale = candidates, sample_steps, guidance_scale
-        self.oracle = oracle
+        self.caption_encoder, self.latent_codec = caption_encoder, latent_codec  # registered: they follow the device
+        self.sampler = PixelSampler(
+            caption_encoder, objective, sample_size, num_frames, sample_steps, guidance_scale, latent_codec
+        )
+        self.candidates, self.oracle = candidates, oracle
         self.skip_ids: set[str] = set()
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
@@ -136,20 +137,7 @@ class GeneratedCandidates(L.LightningModule):
             return []
         captions = [r.prompt for r in prompts for _ in range(self.candidates)]
         seeds = [stable_seed(r.id, j) for r in prompts for j in range(self.candidates)]
-        pixels = to_uint8(
-            sample_pixels(
-                self.denoiser,
-                self.caption_encoder,
-                captions,
-                self.objective,
-                size=self.sample_size,
-                num_frames=self.num_frames,
-                seeds=seeds,
-                steps=self.sample_steps,
-                guidance_scale=self.guidance_scale,
-                latent_codec=self.latent_codec,
-            )
-        )
+        pixels = to_uint8(self.sampler(self.denoiser, captions, seeds))
         outcomes = []
         for i, prompt in enumerate(prompts):
             block = pixels[i * self.candidates : (i + 1) * self.candidates]

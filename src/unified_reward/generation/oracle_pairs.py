@@ -28,7 +28,7 @@ from unified_reward.data.synthetic.oracle import score_generated_sample
 from unified_reward.data.synthetic.world import SPLITS, WorldConfig, plan_record
 from unified_reward.fingerprint import weights_fingerprint
 from unified_reward.generation.noise import NoiseObjective
-from unified_reward.generation.sampling import sample_pixels, to_uint8
+from unified_reward.generation.sampling import PixelSampler, to_uint8
 from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,11 @@ class OracleRankedPairs:
             raise ValueError(f"a pair needs at least 2 candidates per caption, got {candidates}")
         self.cache_dir = Path(cache_dir)
         self._denoiser = denoiser
-        self.caption_encoder, self.objective, self.latent_codec = caption_encoder, objective, latent_codec
-        self.task, self.sample_size, self.num_frames = task, sample_size, num_frames
+        self.sampler = PixelSampler(
+            caption_encoder, objective, sample_size, num_frames, sample_steps, guidance_scale, latent_codec
+        )
+        self.task, self.candidates = task, candidates
         self.records_per_stream = dict(records_per_stream or {"train": 1000, "val": 50, "test": 200})
-        self.candidates, self.sample_steps, self.guidance_scale = candidates, sample_steps, guidance_scale
         self.world = WorldConfig(seed=world_seed)
         self.shard_size = shard_size
         self._folder: Path | None = None
@@ -73,14 +74,17 @@ class OracleRankedPairs:
         return self._denoiser(finetune="full")  # sampling needs no adapter
 
     def _fingerprint(self, denoiser: nn.Module) -> str:
+        sampler = self.sampler
         settings = {
-            k: getattr(self, k)
-            for k in ("task", "sample_size", "num_frames", "records_per_stream", "candidates", "sample_steps")
-        }
-        settings |= {
-            "guidance": self.guidance_scale,
+            "task": self.task,
+            "sample_size": sampler.size,
+            "num_frames": sampler.num_frames,
+            "records_per_stream": self.records_per_stream,
+            "candidates": self.candidates,
+            "sample_steps": sampler.steps,
+            "guidance": sampler.guidance_scale,
             "world_seed": self.world.seed,
-            "prediction": self.objective.prediction,
+            "prediction": sampler.objective.prediction,
         }
         return weights_fingerprint(denoiser, settings)
 
@@ -104,19 +108,7 @@ class OracleRankedPairs:
         captions = [plan_record(self.world, split, self.task, "pair", i).prompt for i in range(count)]
         repeated = [c for c in captions for _ in range(self.candidates)]
         seeds = [int(hashlib.sha1(f"{split}-{i}".encode()).hexdigest()[:8], 16) for i in range(len(repeated))]
-        samples = sample_pixels(
-            denoiser,
-            self.caption_encoder,
-            repeated,
-            self.objective,
-            size=self.sample_size,
-            num_frames=self.num_frames,
-            seeds=seeds,
-            steps=self.sample_steps,
-            guidance_scale=self.guidance_scale,
-            latent_codec=self.latent_codec,
-        )
-        pixels = to_uint8(samples)
+        pixels = to_uint8(self.sampler(denoiser, repeated, seeds))
         scores = np.array([score_generated_sample(c, p) for c, p in zip(repeated, pixels, strict=True)])
         written = dropped = 0
         with ShardSetWriter(folder, max_count=self.shard_size) as writer:

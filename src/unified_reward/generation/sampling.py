@@ -4,6 +4,7 @@ filter's candidate generation call."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,31 +59,35 @@ def sample_shape(denoiser: nn.Module, size: int, num_frames: int | None) -> tupl
     return (channels, num_frames, size, size) if num_frames else (channels, size, size)
 
 
-def sample_pixels(
-    denoiser: nn.Module,
-    caption_encoder: CaptionEncoder,
-    captions: Sequence[str],
-    objective: NoiseObjective,
-    *,
-    size: int,
-    num_frames: int | None,
-    seeds: Sequence[int],
-    steps: int,
-    guidance_scale: float,
-    latent_codec: LatentCodec | None = None,
-) -> Tensor:
-    """`sample` at `size` (and `num_frames`), decoded to pixels in [-1, 1] when the denoiser works on latents."""
-    samples = sample(
-        denoiser,
-        caption_encoder,
-        captions,
-        objective,
-        shape=sample_shape(denoiser, size, num_frames),
-        seeds=seeds,
-        steps=steps,
-        guidance_scale=guidance_scale,
-    )
-    return samples if latent_codec is None else latent_codec.decode(samples)
+@dataclass(frozen=True)
+class PixelSampler:
+    """How a generator's samples are drawn for evaluation and candidates: everything `sample` needs besides the
+    denoiser, the captions and the seeds. Calling it gives pixels in [-1, 1], decoded when the denoiser works
+    on latents."""
+
+    caption_encoder: CaptionEncoder
+    objective: NoiseObjective
+    size: int
+    num_frames: int | None = None
+    steps: int = 25
+    guidance_scale: float = 1.0
+    latent_codec: LatentCodec | None = None
+
+    def shape(self, denoiser: nn.Module) -> tuple[int, ...]:
+        return sample_shape(denoiser, self.size, self.num_frames)
+
+    def __call__(self, denoiser: nn.Module, captions: Sequence[str], seeds: Sequence[int]) -> Tensor:
+        samples = sample(
+            denoiser,
+            self.caption_encoder,
+            captions,
+            self.objective,
+            shape=self.shape(denoiser),
+            seeds=seeds,
+            steps=self.steps,
+            guidance_scale=self.guidance_scale,
+        )
+        return samples if self.latent_codec is None else self.latent_codec.decode(samples)
 
 
 def _denoise_loop(

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from unified_reward.data.generation_pairs import GenerationPairCollator
 from unified_reward.generation.noise import NoiseObjective
-from unified_reward.generation.sampling import sample_pixels, sample_shape, to_uint8
+from unified_reward.generation.sampling import PixelSampler, to_uint8
 from unified_reward.losses.diffusion_dpo import (
     diffusion_dpo_loss,
     per_sample_error,
@@ -95,6 +95,9 @@ class DiffusionDPOModule(L.LightningModule):
         self.latent_codec = latent_codec
         self.objective = objective
         self.evaluator = evaluator
+        self.sampler = PixelSampler(
+            caption_encoder, objective, sample_size, num_frames, sample_steps, guidance_scale, latent_codec
+        )
         self.reference_copy: nn.Module | None = None
         if loss == "dpo":
             if reference == "adapter" and not has_adapter(self.denoiser):
@@ -194,22 +197,11 @@ class DiffusionDPOModule(L.LightningModule):
     def sample(self, captions: Sequence[str], seeds: Sequence[int], *, use_reference: bool = False) -> Tensor:
         """Pixel samples in [-1, 1] of the trained denoiser (or of the reference), one seed per caption."""
         with self._reference() if use_reference else nullcontext(self.denoiser) as model:
-            return sample_pixels(
-                model,
-                self.caption_encoder,
-                captions,
-                self.objective,
-                size=self.hparams.sample_size,
-                num_frames=self.hparams.num_frames,
-                seeds=seeds,
-                steps=self.hparams.sample_steps,
-                guidance_scale=self.hparams.guidance_scale,
-                latent_codec=self.latent_codec,
-            )
+            return self.sampler(model, captions, seeds)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
-        return sample_shape(self.denoiser, self.hparams.sample_size, self.hparams.num_frames)
+        return self.sampler.shape(self.denoiser)
 
     def _evaluate(self, batch: dict[str, Any] | None, split: str, batch_idx: int) -> None:
         if batch is None:
