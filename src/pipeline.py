@@ -97,7 +97,11 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.output).resolve()
     domain = cfg.domain
     task = domain.task
-    tasks = [f"data.tasks=[{task}]", "data.modes=[pair]"]
+    prompt_records = [f"data.tasks=[{task}]", "data.modes=[pair]"]
+    prompts = domain.prompts_per_split
+    if prompts:
+        counts = ", ".join(f"{split}: {prompts[split]}" for split in SPLITS)
+        prompt_records.append(f"data.source.records_per_stream={{{counts}}}")
 
     policy = cfg.policy or str(out / "policy" / "export")
     if not cfg.policy:
@@ -116,7 +120,7 @@ def run(cfg: DictConfig) -> dict:
         [
             f"model={domain.candidate_model}",
             f"model.pretrained={policy}",
-            *tasks,
+            *prompt_records,
             f"candidates_per_prompt={cfg.candidates_per_prompt}",
         ],
     )

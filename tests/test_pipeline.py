@@ -11,7 +11,7 @@ from tests_support import ROOT
 sys.path.insert(0, str(ROOT / "src"))
 from pipeline import oracle_agreement, require_pairs  # noqa: E402
 
-WORLD = "data.source.records_per_stream={train: 16, val: 8, test: 8}"
+PROMPTS = "domain.prompts_per_split={train: 16, val: 8, test: 8}"
 SHORT_DPO = [
     "trainer.max_steps=2",
     "trainer.val_check_interval=1",
@@ -31,12 +31,12 @@ UNDERSTANDING = {
     # 40 steps: enough to answer in the pair format (a random judge puts all its mass on the tie answer, and
     # the filter rightly keeps nothing), not to judge well
     "judge": ["debug=fast", "trainer.max_steps=40", "trainer.val_check_interval=40"],
-    "candidates": [WORLD, "max_new_tokens=8"],
+    "candidates": ["max_new_tokens=8"],
     "dpo": SHORT_DPO,
 }
 GENERATION = UNDERSTANDING | {
     "policy": ["debug=fast", "module.sample_steps=1"],
-    "candidates": [WORLD, "sample_steps=2"],
+    "candidates": ["sample_steps=2"],
     "dpo": [*SHORT_DPO, "module.sample_steps=1"],
 }
 
@@ -50,6 +50,7 @@ def _pipeline(tmp_path, *extra, domain="image_understanding", stages=UNDERSTANDI
         "candidates_per_prompt=4",
         "batch_size=4",
         "judge_kind=single",
+        PROMPTS,
         f"overrides.all={_quoted([f'paths.root_dir={tmp_path}'])}",
         *(f"overrides.{stage}={_quoted(items)}" for stage, items in stages.items()),
         *extra,
@@ -78,8 +79,9 @@ def test_pipeline_runs_every_stage_then_resumes_without_rerunning(tmp_path):
 
 
 @pytest.mark.slow
-def test_generation_pipeline_samples_filters_and_aligns_a_generator(tmp_path):
-    finished = _pipeline(tmp_path, domain="image_generation", stages=GENERATION)
+@pytest.mark.parametrize("domain", ["image_generation", "video_generation"])
+def test_generation_pipeline_samples_filters_and_aligns_a_generator(tmp_path, domain):
+    finished = _pipeline(tmp_path, domain=domain, stages=GENERATION)
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads((tmp_path / "pipeline" / "pipeline.json").read_text())
     assert report["candidates"]["train"]["sets"] == 16 and report["filter"]["train"]["point_judgments"] == 64
