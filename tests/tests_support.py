@@ -9,11 +9,16 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_entry():
-    spec = importlib.util.spec_from_file_location("train_entry", ROOT / "src" / "train.py")
+def load_script(relative_path: str, name: str):
+    """A script of the repository (not a package module) loaded as a module, e.g. "src/train.py"."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def train_entry():
+    return load_script("src/train.py", "train_entry")
 
 
 def compose_config(tmp_path: Path, *overrides: str):

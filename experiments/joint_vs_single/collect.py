@@ -16,10 +16,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+from unified_reward.reporting import grouped_bars, mean_spread
+
 TASKS = ("image_generation", "image_understanding", "video_generation", "video_understanding")
+SETTINGS = ("single", "joint")
 
 
 def load_runs(roots: list[Path]) -> list[dict]:
@@ -54,45 +56,20 @@ def summarize(runs: list[dict]) -> dict[tuple[str, str, str], list[float]]:
     return table
 
 
-def _cell(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})"
-
-
 def markdown(table) -> str:
     lines = [
         "| task | pair acc, single | pair acc, joint | point MAE, single | point MAE, joint |",
         "|---|---|---|---|---|",
     ]
     for task in TASKS:
-        cells = [_cell(table.get((task, s, m), [])) for m in ("acc", "mae") for s in ("single", "joint")]
+        cells = [mean_spread(table.get((task, s, m), [])) for m in ("acc", "mae") for s in ("single", "joint")]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot(table, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 3.5))
-    x = np.arange(len(TASKS))
-    for offset, setting in ((-0.18, "single"), (0.18, "joint")):
-        values = [table.get((t, setting, "acc"), []) for t in TASKS]
-        means = [np.mean(v) if v else np.nan for v in values]
-        spreads = [np.std(v) if v else 0 for v in values]
-        axis.bar(x + offset, means, width=0.36, yerr=spreads, capsize=3, label=setting)
-        for i, v in enumerate(values):
-            axis.scatter([x[i] + offset] * len(v), v, color="black", s=8, zorder=3)
-    axis.set_xticks(x, [t.replace("_", "\n") for t in TASKS])
-    axis.set_ylabel("test pair accuracy")
-    axis.set_ylim(0, 1)
-    axis.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    accuracies = {(task, setting): table.get((task, setting, "acc"), []) for task in TASKS for setting in SETTINGS}
+    grouped_bars(accuracies, TASKS, SETTINGS, path, ylabel="test pair accuracy", ylim=(0, 1), reference_line=0.5)
 
 
 def main() -> None:

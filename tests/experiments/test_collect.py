@@ -1,18 +1,13 @@
-import importlib.util
 import json
 
 import pytest
 import yaml
 
-from tests_support import ROOT
+from tests_support import load_script
 
 
 def _collect():
-    path = ROOT / "experiments" / "joint_vs_single" / "collect.py"
-    spec = importlib.util.spec_from_file_location("collect", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/joint_vs_single/collect.py", "collect")
 
 
 def _run(folder, task_name, seed, metrics):

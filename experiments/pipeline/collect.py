@@ -1,0 +1,87 @@
+"""Collect pipeline runs (their `pipeline.json`) into a markdown table and a PNG plot.
+
+    python src/pipeline.py -m domain=image_understanding,video_understanding,image_generation,video_generation \
+judge_kind=joint,single seed=1,2,3
+    python experiments/pipeline/collect.py logs/pipeline_*/multiruns/<time> [...] --out experiments/pipeline
+
+For every domain and judge (`joint`, `single`, or `given`: a judge export passed with judge=...), the policy's
+oracle score before and after DPO on the held-out prompts, the gain, and how often the filter's kept training
+pairs agree with the oracle: mean and standard deviation over seeds. Scores are the oracle's: the fraction of
+an answer that is right (understanding, 0-1) or the mean score of samples (generation, 1-5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from unified_reward.reporting import grouped_bars, mean_spread
+
+DOMAINS = ("image_understanding", "video_understanding", "image_generation", "video_generation")
+JUDGES = ("single", "joint", "given")
+METRICS = {
+    "before": "policy_score_before",
+    "after": "policy_score_after",
+    "gain": "policy_score_gain",
+    "agreement": "oracle_agreement_train",
+}
+
+
+def load_reports(roots: list[Path]) -> list[dict]:
+    return [json.loads(path.read_text()) for root in roots for path in sorted(root.rglob("pipeline.json"))]
+
+
+def summarize(reports: list[dict]) -> dict[tuple[str, str, str], list[float]]:
+    """(domain, judge, metric) -> values over seeds; a metric a run could not measure (None) is left out."""
+    table: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for report in reports:
+        for metric, key in METRICS.items():
+            if report.get(key) is not None:
+                table[(report["domain"], report["judge_kind"], metric)].append(report[key])
+    return table
+
+
+def _judges(table) -> list[str]:
+    return [judge for judge in JUDGES if any(key[1] == judge for key in table)]
+
+
+def markdown(table) -> str:
+    lines = [
+        "| domain | judge | policy score before DPO | after DPO | gain | oracle agreement of kept pairs (train) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for domain in DOMAINS:
+        for judge in _judges(table):
+            if not any(key[:2] == (domain, judge) for key in table):
+                continue
+            cells = [mean_spread(table.get((domain, judge, metric), [])) for metric in METRICS]
+            lines.append(f"| {domain} | {judge} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(table, path: Path) -> None:
+    judges = _judges(table)
+    gains = {(domain, judge): table.get((domain, judge, "gain"), []) for domain in DOMAINS for judge in judges}
+    grouped_bars(gains, DOMAINS, judges, path, ylabel="policy score gain (oracle)", reference_line=0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("roots", nargs="+", type=Path, help="pipeline run or multirun folders (searched recursively)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    args = parser.parse_args()
+    reports = load_reports(args.roots)
+    if not reports:
+        raise SystemExit(f"no pipeline.json under {args.roots}")
+    table = summarize(reports)
+    text = markdown(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(text + "\n")
+    plot(table, args.out / "policy_gain.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

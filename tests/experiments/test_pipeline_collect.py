@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from tests_support import load_script
+
+
+def _collect():
+    return load_script("experiments/pipeline/collect.py", "pipeline_collect")
+
+
+def _report(folder, judge_kind, seed, before, after, agreement):
+    folder.mkdir(parents=True)
+    report = {
+        "domain": "image_understanding",
+        "judge_kind": judge_kind,
+        "seed": seed,
+        "policy_score_before": before,
+        "policy_score_after": after,
+        "policy_score_gain": None if after is None else after - before,
+        "oracle_agreement_train": agreement,
+    }
+    (folder / "pipeline.json").write_text(json.dumps(report))
+
+
+def test_table_and_plot_from_pipeline_reports(tmp_path):
+    collect = _collect()
+    _report(tmp_path / "m" / "0", "joint", 1, 0.50, 0.60, 0.7)
+    _report(tmp_path / "m" / "1", "joint", 2, 0.50, 0.40, 0.5)
+    _report(tmp_path / "m" / "2", "single", 1, 0.50, None, None)  # a run that measured no after-score
+    table = collect.summarize(collect.load_reports([tmp_path]))
+    assert table[("image_understanding", "joint", "gain")] == pytest.approx([0.1, -0.1])
+    assert table[("image_understanding", "single", "before")] == [0.5]
+    assert ("image_understanding", "single", "gain") not in table
+    text = collect.markdown(table)
+    assert "| image_understanding | joint | 0.500 ± 0.000 (n=2) | 0.500 ± 0.100 (n=2) | 0.000 ± 0.100 (n=2) |" in text
+    assert "| image_understanding | single | 0.500 ± 0.000 (n=1) | - | - | - |" in text
+    collect.plot(table, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 1000
