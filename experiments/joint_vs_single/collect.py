@@ -62,7 +62,7 @@ def markdown(table) -> str:
         "|---|---|---|---|---|",
     ]
     for task in TASKS:
-        cells = [mean_spread(table.get((task, s, m), [])) for m in ("acc", "mae") for s in ("single", "joint")]
+        cells = [mean_spread(table.get((task, s, m), [])) for m in ("acc", "mae") for s in SETTINGS]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
