@@ -5,7 +5,7 @@ import torch
 
 from unified_reward.data.collators import encode_chat, pad_batch
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, score_answer
-from unified_reward.scoring import AnswerTrie, Judge, JudgeQuery
+from unified_reward.scoring import AnswerTrie, Judge, JudgeQuery, generate_token_ids, rationale_length
 
 
 def _distinguishing_prefix(answers, processor):
@@ -40,7 +40,7 @@ def test_pair_probabilities_equal_teacher_forced_answer_prefixes(tiny_qwen, deco
         assert torch.allclose(got, expected, atol=1e-5), (record.stream, got, expected)
 
 
-def _prefix_logprob(model, processor, query, tokens):
+def _prefix_logprob(model, processor, query, tokens, rationale=()):
     parts = DEFAULT_TEMPLATES[query.stream].render(
         query.prompt,
         context=query.context,
@@ -49,9 +49,10 @@ def _prefix_logprob(model, processor, query, tokens):
         scale=query.scale,
     )
     encoded = encode_chat(processor, parts, None)
+    encoded.input_ids += list(rationale)
     n = len(encoded.input_ids)
     encoded.input_ids += tokens
-    encoded.labels += [-100] * len(tokens)
+    encoded.labels += [-100] * (len(rationale) + len(tokens))
     batch = pad_batch([encoded], processor)
     batch.pop("labels")
     with torch.no_grad():
@@ -127,3 +128,48 @@ def test_export_round_trip(tiny_qwen, decoded_records, tmp_path):
     queries = [JudgeQuery.of(r) for r in decoded_records[:4]]
     for a, b in zip(judge.answer_probabilities(queries), loaded.answer_probabilities(queries), strict=True):
         assert all(math.isclose(a[k], b[k], abs_tol=1e-5) for k in a)
+
+
+def test_reasoning_judge_reads_the_verdict_after_its_own_rationale(tiny_qwen, decoded_records):
+    """A reasoning judge generates its rationale greedily, then reads the answer trie after it: the probabilities
+    equal the teacher-forced computation on prompt + those generated tokens + each answer's deciding prefix."""
+    model, processor = tiny_qwen
+    judge = Judge(model, processor, reasoning=True, max_reasoning_tokens=12)
+    for record in decoded_records[::2]:
+        query = JudgeQuery.of(record)
+        judgment = judge.judge([query])[0]
+        written = generate_token_ids(model, processor, [judge._encode(query)], 12)[0]
+        cut = rationale_length(processor.tokenizer, written)
+        assert judgment.finished is (cut is not None)
+        assert judgment.text == processor.tokenizer.decode(written, skip_special_tokens=True)
+        rationale = written if cut is None else written[:cut]
+        answers = DEFAULT_TEMPLATES[record.stream].pair_answers
+        prefixes = _distinguishing_prefix([answers[v] for v in ("first", "second", "tie")], processor)
+        direct = [
+            _prefix_logprob(
+                model, processor, query, processor.tokenizer(p, add_special_tokens=False)["input_ids"], rationale
+            )
+            for p in prefixes
+        ]
+        expected = torch.softmax(torch.tensor(direct), 0)
+        got = torch.tensor([judgment.probabilities[v] for v in ("first", "second", "tie")])
+        assert torch.allclose(got, expected, atol=1e-5), (record.stream, got, expected)
+
+
+def test_rationale_length_cuts_where_the_verdict_begins(tiny_qwen):
+    _, processor = tiny_qwen
+    tokenizer = processor.tokenizer
+    rationale = "The image shows two red circles on the left.\nAnswer 1: red yes. 1/1.\nAnswer 2: blue no. 0/1.\n"
+    for verdict in ("Answer 1 is better.", "<answer>Answer 1 is better.</answer>"):
+        ids = tokenizer(rationale + verdict, add_special_tokens=False)["input_ids"]
+        cut = rationale_length(tokenizer, ids)
+        expected = rationale if verdict.startswith("Answer") else rationale + "<answer>"
+        assert tokenizer.decode(ids[:cut]) == expected
+    assert rationale_length(tokenizer, tokenizer("no line break yet", add_special_tokens=False)["input_ids"]) is None
+
+
+def test_reasoning_flag_survives_export(tiny_qwen, tmp_path):
+    model, processor = tiny_qwen
+    Judge(model, processor, reasoning=True, max_reasoning_tokens=40).save_pretrained(tmp_path / "judge")
+    loaded = Judge.from_pretrained(tmp_path / "judge")
+    assert loaded.reasoning and loaded.max_reasoning_tokens == 40

@@ -11,6 +11,9 @@ EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.y
 
 
 def _overrides(experiment: str) -> list[str]:
+    if experiment == "tiny_base":
+        # the skills datamodule reads no world shards (debug=fast sizes those)
+        return ["~data.source", "module.vision_steps=2", "data.eval_per_kind=2", "data.num_workers=0"]
     if experiment.startswith("diffusion_dpo"):
         # a random tiny generator stands in for the one experiment=diffusion_pretrain_* exports
         return ["model.pretrained=null", "module.sample_steps=1", "data.source.candidates=2"]
@@ -42,6 +45,13 @@ def test_every_experiment_runs_a_few_steps(experiment, tmp_path):
     metrics = train_entry().train(cfg)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["metrics"] == pytest.approx(metrics, nan_ok=True)
+    if experiment == "tiny_base":  # the recipe of the shipped base: trains, validates what it sees, exports
+        assert 0.0 <= metrics["val/perception/min"] <= 1.0
+        exported = tmp_path / "run" / "base"
+        assert (exported / "model.safetensors").exists() and "Measured perception" in (
+            exported / "README.md"
+        ).read_text()
+        return
     assert "test/loss" in metrics
     # a checkpoint must load without unpickling arbitrary objects, or resuming fails (torch's default)
     torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)

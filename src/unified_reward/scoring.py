@@ -7,7 +7,12 @@ equally good.`; `Final Score: 1` ... `Final Score: 5`) form a token trie; the pr
 by one path through it, and every answer's probability is the product of the path's token
 probabilities up to where that answer leaves the path, times the probability of the token it
 leaves by. P(first / second / tie) and the expected score come from those probabilities,
-normalised over the answers. `generate` + parsing serves checkpoints that write a rationale first.
+normalised over the answers.
+
+A reasoning judge (`reasoning=True`: trained with `module.train_rationale=true`, or a UnifiedReward-Think
+checkpoint) first writes its rationale: it is generated greedily (batched, with the KV cache), cut where the
+verdict begins (after the last line break, or after `<answer>`), and the same trie is then read after the
+prompt and that rationale, so P(first / second / tie) and the expected score stay probabilities.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from torch import nn
 from unified_reward.data.collators import encode_chat, pad_batch
 from unified_reward.data.schema import PreferenceRecord, stream_name
 from unified_reward.models.builders import VLMProcessor
-from unified_reward.prompts.parsing import parse_pair, parse_score
+from unified_reward.prompts.parsing import parse_pair, parse_score, verdict_start
 from unified_reward.prompts.templates import (
     DEFAULT_SCALE,
     JudgeTemplate,
@@ -35,6 +40,22 @@ from unified_reward.prompts.templates import (
 )
 
 VERDICTS = ("first", "second", "tie")
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One query's reading: the probability of each answer meaning (verdicts or integer scores), and, where the
+    judge wrote text (a reasoning judge always does), that text and whether it reached a verdict."""
+
+    probabilities: dict[Any, float]
+    text: str | None = None
+    finished: bool = True
+
+    def parsed(self, mode: str):
+        """The verdict (pair) or score (point) the text states; None where the text is invalid or absent."""
+        if self.text is None:
+            return None
+        return parse_pair(self.text).verdict if mode == "pair" else parse_score(self.text).score
 
 
 @dataclass(frozen=True)
@@ -102,12 +123,16 @@ class Judge:
         *,
         batch_size: int = 8,
         max_length: int | None = None,
+        reasoning: bool = False,
+        max_reasoning_tokens: int = 128,
     ):
         self.model = model
         self.processor = processor
         self.templates = templates or load_templates(None)
         self.batch_size = batch_size
         self.max_length = max_length
+        self.reasoning = reasoning
+        self.max_reasoning_tokens = max_reasoning_tokens
         self._tries: dict[Any, tuple[AnswerTrie, list[Any]]] = {}
 
     # ---- answers and their trie ----------------------------------------------------------------------
@@ -145,24 +170,51 @@ class Judge:
         device = next(self.model.parameters()).device
         return {k: v.to(device) for k, v in batch.items()}
 
+    def _read_after(self, encoded: list, tries: list) -> list[dict[Any, float]]:
+        """Answer probabilities read after each encoded prefix (a prompt, or a prompt and its rationale)."""
+        prefix_lengths = [len(e.input_ids) for e in encoded]
+        for e, (trie, _) in zip(encoded, tries, strict=True):
+            e.input_ids = e.input_ids + list(trie.path)
+            e.labels = e.labels + [-100] * len(trie.path)
+        logits = self.model(**self._model_batch(encoded), use_cache=False).logits
+        results = []
+        for row, ((trie, meanings), length) in enumerate(zip(tries, prefix_lengths, strict=True)):
+            window = logits[row, length - 1 : length + len(trie.path)]
+            probabilities = torch.softmax(trie.log_probabilities(window), dim=0)
+            results.append(dict(zip(meanings, probabilities.tolist(), strict=True)))
+        return results
+
     @torch.no_grad()
-    def answer_probabilities(self, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
-        """For each query, the probability of each answer meaning (verdicts, or integer scores)."""
-        results: list[dict[Any, float]] = []
+    def judge(self, queries: Sequence[JudgeQuery], *, with_text: bool = False) -> list[Judgment]:
+        """Every query's answer probabilities; a reasoning judge first writes its rationale (kept as `text`).
+        `with_text` also gives a direct judge's greedy answer (one more pass, `generate`)."""
+        judgments: list[Judgment] = []
         for start in range(0, len(queries), self.batch_size):
             chunk = queries[start : start + self.batch_size]
             tries = [self._trie(q) for q in chunk]
             encoded = [self._encode(q) for q in chunk]
-            prompt_lengths = [len(e.input_ids) for e in encoded]
-            for e, (trie, _) in zip(encoded, tries, strict=True):
-                e.input_ids = e.input_ids + list(trie.path)
-                e.labels = e.labels + [-100] * len(trie.path)
-            logits = self.model(**self._model_batch(encoded), use_cache=False).logits
-            for row, ((trie, meanings), length) in enumerate(zip(tries, prompt_lengths, strict=True)):
-                window = logits[row, length - 1 : length + len(trie.path)]
-                probabilities = torch.softmax(trie.log_probabilities(window), dim=0)
-                results.append(dict(zip(meanings, probabilities.tolist(), strict=True)))
-        return results
+            if not self.reasoning:
+                texts = self.generate(chunk, self.max_reasoning_tokens) if with_text else [None] * len(chunk)
+                readings = self._read_after(encoded, tries)
+                judgments += [Judgment(r, t) for r, t in zip(readings, texts, strict=True)]
+                continue
+            written = generate_token_ids(
+                self.model, self.processor, encoded, self.max_reasoning_tokens, batch_size=len(chunk)
+            )
+            finished = []
+            for e, ids in zip(encoded, written, strict=True):
+                cut = rationale_length(self.processor.tokenizer, ids)
+                finished.append(cut is not None)
+                e.input_ids = e.input_ids + ids[: len(ids) if cut is None else cut]
+                e.labels = e.labels + [-100] * (len(ids) if cut is None else cut)
+            readings = self._read_after(encoded, tries)
+            texts = self.processor.tokenizer.batch_decode(written, skip_special_tokens=True)
+            judgments += [Judgment(r, t, f) for r, t, f in zip(readings, texts, finished, strict=True)]
+        return judgments
+
+    def answer_probabilities(self, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
+        """For each query, the probability of each answer meaning (verdicts, or integer scores)."""
+        return [j.probabilities for j in self.judge(queries)]
 
     def pair_probabilities(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
         """(n, 3) probabilities of first / second / tie."""
@@ -215,18 +267,16 @@ class Judge:
 
     # ---- generate + parse ----------------------------------------------------------------------------
 
-    def generate(self, queries: Sequence[JudgeQuery], max_new_tokens: int = 32) -> list[str]:
-        """Greedy answers, for checkpoints that reason before their verdict."""
+    def generate(self, queries: Sequence[JudgeQuery], max_new_tokens: int | None = None) -> list[str]:
+        """Greedy answers (a reasoning judge's include its rationale)."""
         encoded = [self._encode(q) for q in queries]
-        return generate_texts(self.model, self.processor, encoded, max_new_tokens, batch_size=self.batch_size)
+        tokens = max_new_tokens or self.max_reasoning_tokens
+        return generate_texts(self.model, self.processor, encoded, tokens, batch_size=self.batch_size)
 
-    def generate_and_parse(self, queries: Sequence[JudgeQuery], max_new_tokens: int = 32) -> list[Any]:
+    def generate_and_parse(self, queries: Sequence[JudgeQuery], max_new_tokens: int | None = None) -> list[Any]:
         """Verdicts (pair) or scores (point) read from generated text; None where the text is invalid."""
         texts = self.generate(queries, max_new_tokens)
-        return [
-            parse_pair(t).verdict if q.mode == "pair" else parse_score(t).score
-            for q, t in zip(queries, texts, strict=True)
-        ]
+        return [Judgment({}, t).parsed(q.mode) for q, t in zip(queries, texts, strict=True)]
 
     # ---- export --------------------------------------------------------------------------------------
 
@@ -239,7 +289,13 @@ class Judge:
         path = Path(path)
         adapter = save_vlm(self.model, self.processor, path, state_dict)
         save_templates(self.templates, path / "judge_templates.json")
-        (path / "judge.json").write_text(json.dumps({"family": self.processor.family, "adapter": adapter}, indent=2))
+        info = {
+            "family": self.processor.family,
+            "adapter": adapter,
+            "reasoning": self.reasoning,
+            "max_reasoning_tokens": self.max_reasoning_tokens,
+        }
+        (path / "judge.json").write_text(json.dumps(info, indent=2))
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype: str = "float32", device: str = "cpu", **kwargs) -> Judge:
@@ -252,11 +308,25 @@ class Judge:
         processor = build_processor(info["family"], str(path))
         model = build_vlm(info["family"], processor, pretrained=str(path), dtype=dtype).to(device).eval()
         templates = load_templates(path / "judge_templates.json")
-        return cls(model, processor, templates, **kwargs)
+        reasoning = {k: info[k] for k in ("reasoning", "max_reasoning_tokens") if k in info}
+        return cls(model, processor, templates, **(reasoning | kwargs))
+
+
+def rationale_length(tokenizer, ids: Sequence[int]) -> int | None:
+    """How many of the generated `ids` come before the verdict (`parsing.verdict_start` on their text); None when
+    the text has no verdict line (the rationale did not finish)."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    start = verdict_start(text)
+    if start is None:
+        return None
+    for count in range(len(ids) + 1):
+        if len(tokenizer.decode(ids[:count], skip_special_tokens=True)) >= start:
+            return count
+    return None
 
 
 @torch.no_grad()
-def generate_texts(
+def generate_token_ids(
     model: nn.Module,
     processor: VLMProcessor,
     encoded: Sequence,
@@ -265,13 +335,14 @@ def generate_texts(
     batch_size: int = 8,
     num_samples: int = 1,
     temperature: float = 0.0,
-) -> list[str]:
-    """Continuations of encoded prompts (`collators.encode_chat` with no answer), decoded: greedy with
-    `temperature=0`, else `num_samples` sampled answers per prompt (prompt-major order)."""
-    texts: list[str] = []
+) -> list[list[int]]:
+    """Continuations of encoded prompts (`collators.encode_chat` with no answer), as token ids up to (not
+    including) the end token: greedy with `temperature=0`, else `num_samples` sampled answers per prompt
+    (prompt-major order)."""
     tokenizer = processor.tokenizer
     device = next(model.parameters()).device
     sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    continuations: list[list[int]] = []
     for start in range(0, len(encoded), batch_size):
         batch = pad_batch(list(encoded[start : start + batch_size]), processor, left=True)
         batch.pop("labels")
@@ -287,5 +358,15 @@ def generate_texts(
             synced_gpus=torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1,
             **sampling,
         )
-        texts += tokenizer.batch_decode(output[:, length:], skip_special_tokens=True)
-    return texts
+        for row in output[:, length:].tolist():
+            end = row.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in row else len(row)
+            continuations.append(row[:end])
+    return continuations
+
+
+def generate_texts(
+    model: nn.Module, processor: VLMProcessor, encoded: Sequence, max_new_tokens: int, **options
+) -> list[str]:
+    """`generate_token_ids` (same options: batch_size, num_samples, temperature), decoded."""
+    ids = generate_token_ids(model, processor, encoded, max_new_tokens, **options)
+    return processor.tokenizer.batch_decode(ids, skip_special_tokens=True)

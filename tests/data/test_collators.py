@@ -13,7 +13,7 @@ from unified_reward.data.collators import (
     pad_batch,
 )
 from unified_reward.data.schema import VideoClip
-from unified_reward.prompts.templates import DEFAULT_TEMPLATES
+from unified_reward.prompts.templates import DEFAULT_TEMPLATES, load_templates
 
 
 def test_loss_only_on_the_answer_tokens(tiny_qwen, decoded_records):
@@ -130,3 +130,18 @@ def test_llava_onevision_anyres_token_count_for_non_square_images(height, width)
     batch = pad_batch([encoded], processor)
     with torch.no_grad():
         model(**batch)  # raises when the placeholder count and the packed features differ
+
+
+def test_reasoning_target_is_the_rationale_then_the_verdict(tiny_qwen, decoded_records):
+    import dataclasses
+
+    _, processor = tiny_qwen
+    collate = JudgeCollator(processor, load_templates(None), train_rationale=True)
+    pair, point = decoded_records[2], decoded_records[3]  # image understanding pair and point
+    assert collate.answer(pair) == pair.rationale + "\n" + (
+        "Answer 1 is better." if pair.label == "first" else "Answer 2 is better."
+    )
+    assert collate.answer(point).startswith(point.rationale + "\nFinal Score: ")
+    # an official answer already ends with its verdict: it is the whole target, never followed by a second verdict
+    official = dataclasses.replace(pair, rationale="Answer 1 is more accurate.\nOverall Judgment: Answer 1 is better.")
+    assert collate.answer(official) == official.rationale

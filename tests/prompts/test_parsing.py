@@ -1,6 +1,6 @@
 import pytest
 
-from unified_reward.prompts.parsing import parse_pair, parse_score
+from unified_reward.prompts.parsing import parse_pair, parse_score, verdict_start
 
 PAIR_ANSWERS = [
     ("Image 1 is better.", "first"),
@@ -69,3 +69,48 @@ def test_scores(text, score):
 
 def test_scores_compare_as_numbers_not_strings():
     assert parse_score("Final Score: 10").score > parse_score("Final Score: 9").score
+
+
+REASONED = (
+    "Image 1 shows two red squares on the left.\nImage 2 shows two red circles on the left.\n"
+    "Image 1: two yes, red yes, square no, left yes. 3/4.\nImage 2: two yes, red yes, circle yes, left yes. 4/4."
+)
+
+
+@pytest.mark.parametrize(
+    "text, verdict",
+    [
+        (REASONED + "\nImage 2 is better.", "second"),
+        (REASONED + "\nBoth images are equally good.", "tie"),
+        (
+            "The video shows one blue square moving up.\nAnswer 1: up yes. 1/1.\nAnswer 2: down no. 0/1.\n"
+            "Answer 1 is better.",
+            "first",
+        ),
+        ("<think>" + REASONED + "</think><answer>Image 2 is better.</answer>", "second"),
+        (REASONED, None),  # the rationale without its verdict line
+        (REASONED + "\nImage", None),  # cut off inside the verdict
+    ],
+)
+def test_reasoning_answers(text, verdict):
+    assert parse_pair(text).verdict == verdict
+
+
+def test_reasoned_scores():
+    text = "The image shows one red circle in the middle.\nImage: one yes, red yes, square no, middle yes. 3/4."
+    assert parse_score(text + "\nFinal Score: 4").score == 4.0
+    assert parse_score(text).score is None
+
+
+@pytest.mark.parametrize(
+    "text, start",
+    [
+        ("line one\nline two\nImage 1 is better.", len("line one\nline two\n")),
+        ("rationale\nImage 1 is better.\n", len("rationale\n")),  # a trailing line break is not the verdict
+        ("<think>a\nb</think><answer>Image 2 is better.</answer>", len("<think>a\nb</think><answer>")),
+        ("Image 1 is better.", None),  # no rationale line: the verdict was never separated
+        ("", None),
+    ],
+)
+def test_verdict_start(text, start):
+    assert verdict_start(text) == start

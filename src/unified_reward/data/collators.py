@@ -21,6 +21,7 @@ from PIL import Image
 
 from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
+from unified_reward.prompts.parsing import parse_pair, parse_score
 from unified_reward.prompts.templates import DEFAULT_SCALE, JudgeTemplate, render_judge_prompt, score_answer
 
 IGNORE_INDEX = -100
@@ -204,9 +205,12 @@ class JudgeCollator:
             if record.mode == "pair"
             else score_answer(record.label.score)
         )
-        if self.train_rationale and record.rationale:
-            return f"{record.rationale.strip()}\n{verdict}"
-        return verdict
+        if not (self.train_rationale and record.rationale):
+            return verdict
+        rationale = record.rationale.strip()
+        # an official record's answer is its reasoning with the verdict already in it: train on it as it is
+        stated = parse_pair(rationale).valid if record.mode == "pair" else parse_score(rationale).valid
+        return rationale if stated else f"{rationale}\n{verdict}"
 
     def __call__(self, records: list[PreferenceRecord]) -> dict[str, Any] | None:
         encoded, kept = [], []

@@ -313,7 +313,7 @@ def build_vlm(
         )
         model = get_peft_model(model, lora)
     model.config.use_cache = False
-    return model
+    return model.train()  # from_pretrained returns eval mode; a builder's model is ready to train
 
 
 def _quantized_from_config(model_class, config, kwargs: dict[str, Any]) -> nn.Module:

@@ -60,10 +60,13 @@ def _corpus() -> list[str]:
     words = list(COLORS) + list(SHAPES) + [s + "s" for s in SHAPES] + list(COUNT_WORDS.values())
     words += list(POSITIONS) + list(MOTIONS) + ["There", "is", "are", "They", "objects", "object", "moving", "shows"]
     words += ["image", "video", "Image", "Video", "Answer", "better", "equally", "good", "Both"]
+    # the reasoning judge's checks and the base's skills (describe, verify)
+    words += ["yes", "no", "Yes", "No", "The", "Describe", "both", "images", "videos", "Are", "Do", "move", "the"]
     # every word both first and after a space, often enough that BPE merges each into one token: a colour
     # split into pieces (" re" + "d") is a harder word for a tiny model to tie to what it sees
     texts += [" ".join(words), " " + " ".join(words), " ".join(w.capitalize() for w in words)] * 8
-    texts += [f"Final Score: {i}" for i in range(11)] + ["Final Score: 3.5", "0123456789 . , : ; ! ? ' \" ( ) -"]
+    texts += [f"Final Score: {i}" for i in range(11)] + ["Final Score: 3.5", "0123456789 . , : ; ! ? ' \" ( ) - /"]
+    texts += [f"{k}/{n}." for n in range(1, 5) for k in range(n + 1)]
     texts += ["user", "assistant", "system", "\n"]
     return texts
 

@@ -1,11 +1,13 @@
 """`RewardSFTModule`: generative SFT of the unified judge on all tasks and modes.
 
-Training is next-token cross-entropy on the judge's answer tokens only. Validation and test judge
-every held-out record with the judge API (one forward, `scoring.Judge`) and report, per
+Training is next-token cross-entropy on the judge's answer tokens only: the verdict, preceded by the
+record's rationale when `train_rationale` (a reasoning judge). Validation and test judge every held-out
+record with the judge API (`scoring.Judge`: one forward, or the rationale generated first and then the
+verdict read) and report, per
 (task, mode) stream: pair accuracy (the argmax of first / second / tie against the label, so ties
 count only when predicted as ties), point-score MAE and Spearman rank correlation of the expected
-score; test also greedily generates each answer and parses it, reporting the generative accuracy
-and the invalid-answer rate. Metric names: `val/acc/image_generation_pair`, `test/mae/...`.
+score; where the judge wrote text (a reasoning judge always; a direct one at test) it is parsed into
+the generative accuracy and the invalid-answer rate. Metric names: `val/acc/image_generation_pair`, `test/mae/...`.
 """
 
 from __future__ import annotations
@@ -69,7 +71,15 @@ class RewardSFTModule(L.LightningModule):
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         self.templates = load_templates(templates)
         self.collate = JudgeCollator(processor, self.templates, max_length=max_length, train_rationale=train_rationale)
-        self.judge = Judge(self.model, processor, self.templates, batch_size=judge_batch_size, max_length=max_length)
+        self.judge = Judge(
+            self.model,
+            processor,
+            self.templates,
+            batch_size=judge_batch_size,
+            max_length=max_length,
+            reasoning=train_rationale,  # a judge trained to reason first is read after its rationale
+            max_reasoning_tokens=generate_max_new_tokens,
+        )
         self._results: dict[str, list[tuple]] = {"val": [], "test": []}
         self._sharded = False  # set once FSDP2 has sharded the model (configure_model runs for fit and test)
 
@@ -121,13 +131,13 @@ class RewardSFTModule(L.LightningModule):
         records: list[PreferenceRecord] = batch["records"]
         self.log(f"{split}/loss", self._loss(batch), batch_size=len(records), sync_dist=True)
         queries = [JudgeQuery.of(r) for r in records]
-        readings = self.judge.answer_probabilities(queries)
-        for record, reading in zip(records, readings, strict=True):
-            self._update_one_forward(split, record, reading)
-        if split == "test" and self.hparams.test_generate:
-            answers = self.judge.generate_and_parse(queries, self.hparams.generate_max_new_tokens)
-            for record, answer in zip(records, answers, strict=True):
-                self._update_generated(split, record, answer)
+        with_text = split == "test" and self.hparams.test_generate
+        judgments = self.judge.judge(queries, with_text=with_text)
+        for record, judgment in zip(records, judgments, strict=True):
+            self._update_one_forward(split, record, judgment.probabilities)
+            if judgment.text is not None:
+                self._update_generated(split, record, judgment.parsed(record.mode))
+        readings = [j.probabilities for j in judgments]
         if batch_idx == 0 and self.hparams.logged_examples:
             count = self.hparams.logged_examples
             self._log_examples(split, records[:count], readings[:count])

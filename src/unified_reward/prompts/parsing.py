@@ -57,6 +57,16 @@ def _verdict_region(text: str) -> str:
     return text[overall[-1].end() :] if overall else text
 
 
+def verdict_start(text: str) -> int | None:
+    """Where the verdict of a reasoning judge's answer begins: after the last `<answer>` (UnifiedReward-Think),
+    else after the last line break of the text; None when the text has neither (no verdict line was reached)."""
+    answer = text.lower().rfind("<answer>")
+    if answer >= 0:
+        return answer + len("<answer>")
+    line_break = text.rstrip().rfind("\n")
+    return None if line_break < 0 else line_break + 1
+
+
 def parse_pair(text: str) -> PairJudgment:
     """The verdict of a pairwise answer; conflicting verdicts (e.g. both `Image 1 is better` and
     `Image 2 is better` outside an Overall Judgment) are invalid."""

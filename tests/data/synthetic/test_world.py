@@ -9,7 +9,7 @@ from unified_reward.data.media import VideoSampling, decode_media
 from unified_reward.data.schema import MODES, TASKS, is_generation
 from unified_reward.data.shards import encode_record, read_manifest
 from unified_reward.data.synthetic import oracle
-from unified_reward.data.synthetic.scene import Scene, read_attributes
+from unified_reward.data.synthetic.scene import COUNT_WORDS, Scene, read_attributes
 from unified_reward.data.synthetic.world import (
     QUESTIONS,
     WorldConfig,
@@ -163,18 +163,52 @@ def test_default_world_is_generated_quickly(tmp_path):
     assert seconds < 30, seconds
 
 
+def _checked(line: str) -> tuple[str, list[tuple[str, bool]], int, int]:
+    """`Image 1: two yes, red no. 1/2.` -> ("Image 1", [("two", True), ("red", False)], 1, 2)."""
+    name, rest = line.split(": ", 1)
+    items, tally = rest.rsplit(". ", 1)
+    hits, total = (int(n) for n in tally.rstrip(".").split("/"))
+    pairs = [(item.split(" ")[0], item.split(" ")[1] == "yes") for item in items.split(", ")]
+    return name, pairs, hits, total
+
+
 @pytest.mark.parametrize("task", TASKS)
-def test_rationale_states_what_each_candidate_or_the_context_shows(task):
-    """The observation a judge can be trained to write before its verdict (`module.train_rationale`): the
-    oracle reads the same attribute values from the pixels it describes."""
+@pytest.mark.parametrize("mode", MODES)
+def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, mode):
+    """The judge's reasoning (`module.train_rationale`): what each image or video shows is what the oracle reads
+    from its pixels; each check's value is what the candidate shows (generation) or states (understanding), its
+    yes/no is the oracle's agreement with the caption or the media; and the tallies give the record's label."""
     sampling = VideoSampling(num_frames=8)
-    for index in range(6):
-        for mode in MODES:
-            record = make_record(CONFIG, "train", task, mode, index)
-            media = record.candidates if is_generation(task) else (record.context,)
-            sentences = [s for s in record.rationale.split(".") if s.strip()]
-            assert len(sentences) == len(media)
-            for sentence, item in zip(sentences, media, strict=True):
-                stated = read_attributes(sentence.split("shows ", 1)[1], "video" if "video" in task else "image")
-                seen = oracle.perceive(decode_media(item, sampling))
-                assert all(seen[a] == v for a, v in stated.items()), (sentence, seen)
+    kind = "video" if task.startswith("video") else "image"
+    for index in range(12):
+        record = make_record(CONFIG, "train", task, mode, index)
+        lines = record.rationale.split("\n")
+        media = record.candidates if is_generation(task) else (record.context,)
+        seen = [oracle.perceive(decode_media(m, sampling)) for m in media]
+        observations, checks = lines[: len(media)], lines[len(media) :]
+        for line, perceived in zip(observations, seen, strict=True):
+            stated = read_attributes(line.split(" shows ", 1)[1], kind)
+            assert stated == {a: perceived[a] for a in stated} and len(stated) == 4, (line, perceived)
+        assert len(checks) == len(record.candidates)
+        tallies = []
+        for i, line in enumerate(checks):
+            _, pairs, hits, total = _checked(line)
+            if is_generation(task):
+                truth = read_attributes(record.prompt, kind)
+                shown = seen[i]
+                asked = list(truth)
+            else:
+                truth, shown = seen[0], read_attributes(record.candidates[i], kind)
+                asked = list(shown)
+            assert [word for word, _ in pairs] == [
+                COUNT_WORDS[shown[a]] if a == "count" else shown[a] for a in asked
+            ], line
+            assert [ok for _, ok in pairs] == [shown[a] == truth[a] for a in asked], line
+            assert hits == sum(ok for _, ok in pairs) and total == len(pairs)
+            tallies.append(1 + 4 * hits / total)
+        if mode == "pair":
+            assert record.label == (
+                "tie" if tallies[0] == tallies[1] else "first" if tallies[0] > tallies[1] else "second"
+            )
+        else:
+            assert record.label.score == pytest.approx(tallies[0])

@@ -35,7 +35,7 @@ from unified_reward.data.synthetic.scene import (
 
 log = logging.getLogger(__name__)
 
-WORLD_VERSION = 3  # bump when generation changes, so caches of the old world are not reused
+WORLD_VERSION = 4  # bump when generation changes, so caches of the old world are not reused
 SOURCE = "synthetic"
 SPLITS = ("train", "val", "test")
 
@@ -166,15 +166,45 @@ def plan_record(config: WorldConfig, split: str, task: str, mode: str, index: in
     return RecordPlan(task, mode, prompt, scene, attributes, variants, scores)
 
 
-def observation(plan: RecordPlan) -> str:
-    """What a careful judge would note before its verdict: what each candidate shows (generation) or what the
-    image or video shows (understanding). `module.train_rationale=true` trains the judge to write it first."""
-    kind = "image" if plan.scene.kind == "image" else "video"
-    if is_generation(plan.task):
-        if len(plan.variants) == 1:
-            return f"The {kind} shows {describe(plan.variants[0])}."
-        return " ".join(f"{kind.title()} {i + 1} shows {describe(v)}." for i, v in enumerate(plan.variants))
-    return f"The {kind} shows {describe(plan.scene)}."
+def value_word(scene: Scene, attribute: str) -> str:
+    """The word a rationale uses for one attribute value: `two`, `red`, `circle`, `left`, `up`."""
+    value = scene.value(attribute)
+    return COUNT_WORDS[value] if attribute == "count" else str(value)
+
+
+def _checks(label: str, stated: Scene, truth: Scene, attributes: tuple[str, ...]) -> str:
+    """`Answer 1: blue no, circle yes. 1/2.`: each stated value checked against the truth, then the tally."""
+    hits = [stated.value(a) == truth.value(a) for a in attributes]
+    items = ", ".join(
+        f"{value_word(stated, a)} {'yes' if hit else 'no'}" for a, hit in zip(attributes, hits, strict=True)
+    )
+    return f"{label}: {items}. {sum(hits)}/{len(attributes)}."
+
+
+def reasoning(plan: RecordPlan) -> str:
+    """The judge's reasoning before its verdict, one short step per line: what each image or video shows, then
+    each judged attribute of each candidate checked against the caption (generation) or against what the image
+    or video shows (understanding), with the tally. The verdict follows from the tallies; the collator appends it
+    in the official form (`Image 1 is better.`, `Final Score: 4`) when `module.train_rationale=true`.
+
+        Image 1 shows two red squares on the left.          The image shows two red circles on the left.
+        Image 2 shows two red circles on the left.          Answer 1: blue no, circle yes. 1/2.
+        Image 1: two yes, red yes, square no, left yes. 3/4. Answer 2: red yes, circle yes. 2/2.
+        Image 2: two yes, red yes, circle yes, left yes. 4/4.
+    """
+    kind = plan.scene.kind
+    pair = len(plan.variants) == 2
+    if is_generation(plan.task) and pair:
+        names = [f"{kind.title()} {i + 1}" for i in range(2)]
+        seen = [f"{name} shows {describe(v)}." for name, v in zip(names, plan.variants, strict=True)]
+    elif is_generation(plan.task):
+        names = [kind.title()]
+        seen = [f"The {kind} shows {describe(plan.variants[0])}."]
+    else:
+        names = ["Answer 1", "Answer 2"] if pair else ["Answer"]
+        seen = [f"The {kind} shows {describe(plan.scene)}."]
+    checks = [_checks(name, v, plan.scene, plan.attributes) for name, v in zip(names, plan.variants, strict=True)]
+    return "\n".join(seen + checks)
 
 
 def make_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> PreferenceRecord:
@@ -196,7 +226,7 @@ def make_record(config: WorldConfig, split: str, task: str, mode: str, index: in
         label=plan.label,
         source=SOURCE,
         context=None if generation else render(plan.scene),
-        rationale=observation(plan),
+        rationale=reasoning(plan),
         meta={
             "scene": _scene_meta(plan.scene),
             "asked": list(plan.attributes),

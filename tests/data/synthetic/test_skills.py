@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from unified_reward.data.schema import VideoClip
+from unified_reward.data.synthetic import oracle
+from unified_reward.data.synthetic.scene import values_of
+from unified_reward.data.synthetic.skills import (
+    PROBE_CLASSES,
+    SKILLS,
+    SkillCollator,
+    SkillStream,
+    held_out_examples,
+    make_example,
+    tokens_per_image,
+)
+
+JUDGE_WORDS = ("better", "equally", "score", "answer 1", "answer 2", "image 2", "video 2")
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+@pytest.mark.parametrize("skill", SKILLS)
+def test_examples_teach_generic_skills_and_never_judging(skill, kind):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        example = make_example(rng, skill, kind)
+        text = (example.question + " " + example.answer).lower()
+        if skill != "describe_two":  # two media are named "Image 1 / Image 2" when described together
+            assert not any(word in text for word in JUDGE_WORDS), text
+        assert "better" not in text and "score" not in text
+        media = example.media
+        assert len(media) == (2 if skill == "describe_two" else 1)
+        assert all(isinstance(m, VideoClip) for m in media) if kind == "video" else True
+        if skill == "describe":
+            # the answer states what the oracle reads from the pixels, and `check` agrees with itself
+            seen = oracle.perceive(media[0])
+            assert all(example.check(example.answer).values())
+            assert oracle.score_generation(example.answer.split(" shows ", 1)[1], media[0]).score == 5.0, seen
+        if skill == "verify":
+            assert example.answer in ("Yes.", "No.")
+
+
+def test_verify_answers_are_balanced_and_true():
+    rng = np.random.default_rng(1)
+    examples = [make_example(rng, "verify", "image") for _ in range(200)]
+    yes = sum(e.answer == "Yes." for e in examples)
+    assert 70 < yes < 130
+    for e in examples[:40]:
+        question = e.question.lower().rstrip("?")
+        scene = e.scenes[0]
+        words = {str(v) for v in (scene.color, scene.shape, scene.position)} | {
+            ["one", "two", "three"][scene.count - 1]
+        }
+        stated_true = any(w in question.split() or w + "s" in question.split() for w in words)
+        assert (e.answer == "Yes.") == stated_true, (e.question, scene)
+
+
+def test_check_reads_each_attribute_of_a_description():
+    example = held_out_examples(seed=0, per_kind=1)[0]
+    scene = example.scenes[0]
+    assert example.check(example.answer) == {a: True for a in scene.attributes}
+    wrong_colour = next(c for c in values_of("color") if c != scene.color)
+    checked = example.check(example.answer.replace(f" {scene.color} ", f" {wrong_colour} "))
+    assert checked["color"] is False and sum(checked.values()) == 3
+
+
+def test_stream_is_seeded_and_collates_with_probe_targets():
+    from unified_reward.models.builders import build_processor
+
+    first = [e.answer for e, _ in zip(SkillStream(3), range(12), strict=False)]
+    again = [e.answer for e, _ in zip(SkillStream(3), range(12), strict=False)]
+    other = [e.answer for e, _ in zip(SkillStream(4), range(12), strict=False)]
+    assert first == again and first != other
+    processor = build_processor("qwen2_vl", min_pixels=12544, max_pixels=12544)
+    assert tokens_per_image(processor) == 16
+    examples = [e for e, _ in zip(SkillStream(0), range(16), strict=False)]
+    batch = SkillCollator(processor)(examples)
+    images = [s for e in examples if e.kind == "image" for s in e.scenes]
+    assert batch["probe_grid_thw"].shape[0] == len(images)
+    for name in PROBE_CLASSES:
+        expected = torch.tensor([values_of(name).index(s.value(name)) for s in images])
+        assert torch.equal(batch["probe_targets"][name], expected)
+    answered = (batch["labels"] != -100).sum(1)
+    assert bool((answered > 0).all())
