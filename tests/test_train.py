@@ -15,8 +15,9 @@ def _overrides(experiment: str) -> list[str]:
         # the skills datamodule reads no world shards (debug=fast sizes those)
         return ["~data.source", "module.vision_steps=2", "data.eval_per_kind=2", "data.num_workers=0"]
     if experiment.startswith("diffusion_dpo"):
-        # a random tiny generator stands in for the one experiment=diffusion_pretrain_* exports
-        return ["model.pretrained=null", "module.sample_steps=1", "data.source.candidates=2"]
+        # a random tiny generator stands in for the one experiment=diffusion_pretrain_* exports; the oracle scores
+        # most of its noise alike, and 4 samples per caption (not 2) leave every split some untied pairs
+        return ["model.pretrained=null", "module.sample_steps=1", "data.source.candidates=4"]
     if experiment.startswith("diffusion_pretrain"):
         return ["module.sample_steps=1"]
     if experiment.startswith("vlm_dpo"):

@@ -7,10 +7,10 @@ from unified_reward.data.collators import (
     IGNORE_INDEX,
     JudgeCollator,
     TooLongError,
-    _image_patches,
-    _video_patches,
     encode_chat,
+    image_patches,
     pad_batch,
+    video_patches,
 )
 from unified_reward.data.schema import VideoClip
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, load_templates
@@ -52,15 +52,15 @@ def test_video_patches_follow_the_image_processor_arithmetic(tiny_qwen):
     _, processor = tiny_qwen
     rng = np.random.default_rng(0)
     a, b = (rng.integers(0, 255, (56, 56, 3), dtype=np.uint8) for _ in range(2))
-    still, grid = _video_patches(processor, VideoClip(np.stack([a, a]), np.array([0.0, 0.5])))
-    image, image_grid = _image_patches(processor, Image.fromarray(a))
+    still, grid = video_patches(processor, VideoClip(np.stack([a, a]), np.array([0.0, 0.5])))
+    image, image_grid = image_patches(processor, Image.fromarray(a))
     assert grid == image_grid and torch.equal(still, image)
-    moving, _ = _video_patches(processor, VideoClip(np.stack([a, b]), np.array([0.0, 0.5])))
+    moving, _ = video_patches(processor, VideoClip(np.stack([a, b]), np.array([0.0, 0.5])))
     per_time = moving.reshape(len(moving), 3, 2, -1)
-    image_b, _ = _image_patches(processor, Image.fromarray(b))
+    image_b, _ = image_patches(processor, Image.fromarray(b))
     assert torch.equal(per_time[:, :, 0], image.reshape(len(image), 3, 2, -1)[:, :, 0])
     assert torch.equal(per_time[:, :, 1], image_b.reshape(len(image_b), 3, 2, -1)[:, :, 0])
-    odd, odd_grid = _video_patches(processor, VideoClip(np.stack([a, b, a]), np.arange(3) / 2))
+    odd, odd_grid = video_patches(processor, VideoClip(np.stack([a, b, a]), np.arange(3) / 2))
     assert odd_grid[0] == 2  # padded with the last frame to a whole temporal patch
 
 

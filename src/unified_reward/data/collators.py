@@ -42,12 +42,12 @@ class EncodedChat:
     image_sizes: list[list[int]] = field(default_factory=list)  # LLaVA-OneVision: (height, width) per image
 
 
-def _image_patches(processor: VLMProcessor, image: Image.Image) -> tuple[torch.Tensor, list[int]]:
+def image_patches(processor: VLMProcessor, image: Image.Image) -> tuple[torch.Tensor, list[int]]:
     out = processor.image_processor(images=[image], return_tensors="pt")
     return out["pixel_values"], out["image_grid_thw"][0].tolist()
 
 
-def _video_patches(processor: VLMProcessor, clip: VideoClip) -> tuple[torch.Tensor, list[int]]:
+def video_patches(processor: VLMProcessor, clip: VideoClip) -> tuple[torch.Tensor, list[int]]:
     """Qwen2-VL video patches: each frame through the image processor (which repeats it over the
     temporal patch), then consecutive frames paired along the temporal axis of each patch."""
     image_processor = processor.image_processor
@@ -128,12 +128,12 @@ def encode_chat(
             encoded.pixel_values_videos.append(frames)
             token_counts[video_id(processor)].append(count)
         elif part["type"] == "image":
-            patches, grid = _image_patches(processor, part["media"])
+            patches, grid = image_patches(processor, part["media"])
             encoded.pixel_values.append(patches)
             encoded.image_grid_thw.append(grid)
             token_counts[image_id(processor)].append(int(np.prod(grid)) // merge)
         elif part["type"] == "video":
-            patches, grid = _video_patches(processor, part["media"])
+            patches, grid = video_patches(processor, part["media"])
             encoded.pixel_values_videos.append(patches)
             encoded.video_grid_thw.append(grid)
             token_counts[video_id(processor)].append(int(np.prod(grid)) // merge)

@@ -62,8 +62,8 @@ class BasePretrainModule(L.LightningModule):
         model: nn.Module | Callable[[VLMProcessor], nn.Module],
         collate: Callable[..., Callable[[list], dict[str, Any]]],
         *,
-        probe_classes: dict[str, int],
-        tokens_per_image: int,
+        probe_classes: dict[str, dict[str, int]],
+        probe_tokens: dict[str, int],
         lr: float = 1e-3,
         vision_lr_scale: float = 1.0,
         weight_decay: float = 0.01,
@@ -80,34 +80,42 @@ class BasePretrainModule(L.LightningModule):
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         self.collate = collate(processor=processor)
         hidden = self.model.config.text_config.hidden_size
-        self.heads = AttributeHeads(hidden, tokens_per_image, dict(probe_classes))
+        self.heads = nn.ModuleDict(
+            {kind: AttributeHeads(hidden, probe_tokens[kind], dict(classes)) for kind, classes in probe_classes.items()}
+        )
         self._perception: dict[str, list[float]] = defaultdict(list)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        # examples (frozen dataclasses with media) stay on the host; tensors, and the dict of targets, move
-        return {
-            k: v.to(device)
-            if isinstance(v, torch.Tensor)
-            else ({n: t.to(device) for n, t in v.items()} if k == "probe_targets" else v)
-            for k, v in batch.items()
-        }
+        # examples (frozen dataclasses with media) stay on the host; tensors, also those of the probes, move
+        def move(value):
+            if isinstance(value, torch.Tensor):
+                return value.to(device)
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            return value
+
+        return {k: move(v) if k != "examples" else v for k, v in batch.items()}
 
     def _vision_loss(self, batch: dict[str, Any]) -> torch.Tensor | None:
-        if "probe_pixel_values" not in batch:
-            return None
-        visual = self.model.model.visual(batch["probe_pixel_values"], grid_thw=batch["probe_grid_thw"]).pooler_output
-        images = len(batch["probe_grid_thw"])
-        if visual.shape[0] != images * self.hparams.tokens_per_image:
-            raise ValueError(
-                f"{visual.shape[0] // images} visual tokens per image, but module.tokens_per_image is "
-                f"{self.hparams.tokens_per_image}: set it to match the processor's image size"
-            )
-        logits = self.heads(visual)
-        losses = {name: nn.functional.cross_entropy(out, batch["probe_targets"][name]) for name, out in logits.items()}
-        for name, out in logits.items():
-            accuracy = (out.argmax(-1) == batch["probe_targets"][name]).float().mean()
-            self.log(f"train/probe_acc/{name}", accuracy, batch_size=len(out))
-        return sum(losses.values())
+        """The attribute heads' cross-entropy on each probed image and video (`probe_image`, `probe_video`)."""
+        losses = []
+        for kind, heads in self.heads.items():
+            probe = batch.get(f"probe_{kind}")
+            if probe is None:
+                continue
+            visual = self.model.model.visual(probe["pixel_values"], grid_thw=probe["grid_thw"]).pooler_output
+            count, expected = len(probe["grid_thw"]), self.hparams.probe_tokens[kind]
+            if visual.shape[0] != count * expected:
+                raise ValueError(
+                    f"{visual.shape[0] // count} visual tokens per {kind}, but module.probe_tokens.{kind} is "
+                    f"{expected}: set it to match the processor's image size (and the frames per video)"
+                )
+            for name, logits in heads(visual).items():
+                target = probe["targets"][name]
+                losses.append(nn.functional.cross_entropy(logits, target))
+                accuracy = (logits.argmax(-1) == target).float().mean()
+                self.log(f"train/probe_acc/{kind}/{name}", accuracy, batch_size=len(target))
+        return sum(losses) if losses else None
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         vision = self._vision_loss(batch)

@@ -75,10 +75,13 @@ def test_stream_is_seeded_and_collates_with_probe_targets():
     assert tokens_per_image(processor) == 16
     examples = [e for e, _ in zip(SkillStream(0), range(16), strict=False)]
     batch = SkillCollator(processor)(examples)
-    images = [s for e in examples if e.kind == "image" for s in e.scenes]
-    assert batch["probe_grid_thw"].shape[0] == len(images)
-    for name in PROBE_CLASSES:
-        expected = torch.tensor([values_of(name).index(s.value(name)) for s in images])
-        assert torch.equal(batch["probe_targets"][name], expected)
+    for kind, tokens in (("image", 16), ("video", 64)):
+        scenes = [s for e in examples if e.kind == kind for s in e.scenes]
+        probe = batch[f"probe_{kind}"]
+        assert probe["grid_thw"].shape[0] == len(scenes) > 0
+        assert int(probe["grid_thw"].prod(-1).sum()) // 4 == tokens * len(scenes)  # 2x2 patches merge into a token
+        for name in PROBE_CLASSES[kind]:
+            expected = torch.tensor([values_of(name).index(s.value(name)) for s in scenes])
+            assert torch.equal(probe["targets"][name], expected)
     answered = (batch["labels"] != -100).sum(1)
     assert bool((answered > 0).all())

@@ -30,7 +30,6 @@ from unified_reward.data.media import VideoSampling, decode_media, encode_video
 from unified_reward.data.synthetic.render import render_image, render_video
 from unified_reward.data.synthetic.scene import (
     COUNT_WORDS,
-    IMAGE_ATTRIBUTES,
     Scene,
     attributes_of,
     describe,
@@ -42,8 +41,9 @@ from unified_reward.data.synthetic.scene import (
 from unified_reward.data.synthetic.world import answer_text, questions_for
 
 SKILLS = ("describe", "describe_two", "question", "verify")
-# the vision tower's auxiliary heads read these attributes of every image (`BasePretrainModule.probe_classes`)
-PROBE_CLASSES = {a: len(values_of(a)) for a in IMAGE_ATTRIBUTES}
+SKILL_WEIGHTS = (0.4, 0.2, 0.2, 0.2)  # describing what is seen is what every later stage leans on most
+# the vision tower's auxiliary heads read these attributes of every image and video (`BasePretrainModule`)
+PROBE_CLASSES = {kind: {a: len(values_of(a)) for a in attributes_of(kind)} for kind in ("image", "video")}
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class SkillStream(IterableDataset):
         worker = get_worker_info()
         rng = np.random.default_rng([self.seed, self.rank, worker.id if worker else 0])
         while True:
-            skill = SKILLS[int(rng.integers(len(SKILLS)))]
+            skill = SKILLS[int(rng.choice(len(SKILLS), p=SKILL_WEIGHTS))]
             kind = ("image", "video")[int(rng.integers(2))]
             yield make_example(rng, skill, kind, size=self.size, frames=self.frames)
 
@@ -153,15 +153,20 @@ class SkillCollator:
         encoded = [encode_chat(self.processor, e.parts(), e.answer if self.with_answers else None) for e in examples]
         batch = pad_batch(encoded, self.processor, left=not self.with_answers)
         batch["examples"] = examples
-        images = [(m, s) for e in examples if e.kind == "image" for m, s in zip(e.media, e.scenes, strict=True)]
-        if images:
-            processed = self.processor.image_processor(images=[m for m, _ in images], return_tensors="pt")
-            batch["probe_pixel_values"] = processed["pixel_values"]
-            batch["probe_grid_thw"] = processed["image_grid_thw"]
-            batch["probe_targets"] = {
-                a: torch.tensor([values_of(a).index(s.value(a)) for _, s in images]) for a in PROBE_CLASSES
-            }
+        for kind in ("image", "video"):
+            media = [(m, s) for e in examples if e.kind == kind for m, s in zip(e.media, e.scenes, strict=True)]
+            if media:
+                batch[f"probe_{kind}"] = self._probe(kind, media)
         return batch
+
+    def _probe(self, kind: str, media: list) -> dict[str, Any]:
+        """The tower's inputs for these images or videos, and each one's attribute classes."""
+        from unified_reward.data.collators import image_patches, video_patches
+
+        encode = image_patches if kind == "image" else video_patches
+        patches, grids = zip(*(encode(self.processor, m) for m, _ in media), strict=True)
+        targets = {a: torch.tensor([values_of(a).index(s.value(a)) for _, s in media]) for a in PROBE_CLASSES[kind]}
+        return {"pixel_values": torch.cat(patches), "grid_thw": torch.tensor(grids), "targets": targets}
 
 
 def tokens_per_image(processor, size: int = 64) -> int:
