@@ -8,7 +8,8 @@ Trains the judge's real model (tiny Qwen2-VL of `model=qwen2_vl_tiny`) with the 
 records of the given streams, with a plain AdamW loop (warm-up 5%, cosine to 5%), and every `--eval-every`
 steps prints, on 100 validation records per stream, the accuracy of the argmax next token at:
   - `<mode>:<attribute>`: the first token of each attribute word of the rationale (`--rationale`: the judge
-    writes the world's observation, "The image shows two red circles on the left.", before its verdict);
+    writes the world's reasoning, "The image shows two red circles on the left." then each answer's checks,
+    before its verdict);
   - `<mode>:decision`: the verdict's deciding token (the answer number of a pair, the score's first digit);
   - `q:<attributes>`: the decision of understanding pairs by the attributes the question asks about.
 `--text-observation` writes the observation into the prompt as text (the comparison alone, no perception);
@@ -170,7 +171,9 @@ def main() -> None:
     def prepared(record):
         record = decode_sample(encode_record(record), SAMPLING)  # as the datamodule reads it
         if args.text_observation:
-            record = replace(record, prompt=f"{record.rationale} {record.prompt}")
+            # only what the media show (the rationale's first lines), never its checks or tallies
+            seen = " ".join(line for line in record.rationale.split("\n") if " shows " in line)
+            record = replace(record, prompt=f"{seen} {record.prompt}")
         if args.hint:
             record = replace(record, prompt=f"hint {1 if record.label == 'first' else 2}. {record.prompt}")
         return record
