@@ -73,7 +73,8 @@ def test_scores_compare_as_numbers_not_strings():
 
 REASONED = (
     "Image 1 shows two red squares on the left.\nImage 2 shows two red circles on the left.\n"
-    "Image 1: two yes, red yes, square no, left yes. 3/4.\nImage 2: two yes, red yes, circle yes, left yes. 4/4."
+    "Image 1: two is two yes, red is red yes, square is circle no, left is left yes. 3/4.\n"
+    "Image 2: two is two yes, red is red yes, circle is circle yes, left is left yes. 4/4."
 )
 
 
@@ -83,7 +84,7 @@ REASONED = (
         (REASONED + "\nImage 2 is better.", "second"),
         (REASONED + "\nBoth images are equally good.", "tie"),
         (
-            "The video shows one blue square moving up.\nAnswer 1: up yes. 1/1.\nAnswer 2: down no. 0/1.\n"
+            "The video shows one blue square moving up.\nAnswer 1: up is up yes. 1/1.\nAnswer 2: down is up no. 0/1.\n"
             "Answer 1 is better.",
             "first",
         ),
@@ -97,7 +98,10 @@ def test_reasoning_answers(text, verdict):
 
 
 def test_reasoned_scores():
-    text = "The image shows one red circle in the middle.\nImage: one yes, red yes, square no, middle yes. 3/4."
+    text = (
+        "The image shows one red square in the middle.\n"
+        "Image: one is one yes, red is red yes, square is circle no, middle is middle yes. 3/4."
+    )
     assert parse_score(text + "\nFinal Score: 4").score == 4.0
     assert parse_score(text).score is None
 

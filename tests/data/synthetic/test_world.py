@@ -163,13 +163,17 @@ def test_default_world_is_generated_quickly(tmp_path):
     assert seconds < 30, seconds
 
 
-def _checked(line: str) -> tuple[str, list[tuple[str, bool]], int, int]:
-    """`Image 1: two yes, red no. 1/2.` -> ("Image 1", [("two", True), ("red", False)], 1, 2)."""
+def _checked(line: str) -> tuple[str, list[tuple[str, str, bool]], int, int]:
+    """`Image 1: two is two yes, red is blue no. 1/2.` -> ("Image 1", [("two", "two", True), ...], 1, 2)."""
     name, rest = line.split(": ", 1)
     items, tally = rest.rsplit(". ", 1)
     hits, total = (int(n) for n in tally.rstrip(".").split("/"))
-    pairs = [(item.split(" ")[0], item.split(" ")[1] == "yes") for item in items.split(", ")]
-    return name, pairs, hits, total
+    checks = []
+    for item in items.split(", "):
+        value, is_, truth, verdict = item.split(" ")
+        assert is_ == "is" and verdict in ("yes", "no"), item
+        checks.append((value, truth, verdict == "yes"))
+    return name, checks, hits, total
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -192,19 +196,19 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
         assert len(checks) == len(record.candidates)
         tallies = []
         for i, line in enumerate(checks):
-            _, pairs, hits, total = _checked(line)
-            if is_generation(task):
-                truth = read_attributes(record.prompt, kind)
-                shown = seen[i]
-                asked = list(truth)
-            else:
+            _, items, hits, total = _checked(line)
+            if is_generation(task):  # what the candidate shows, checked against the caption
+                truth, shown = read_attributes(record.prompt, kind), seen[i]
+            else:  # what the answer states, checked against what the media show
                 truth, shown = seen[0], read_attributes(record.candidates[i], kind)
-                asked = list(shown)
-            assert [word for word, _ in pairs] == [
-                COUNT_WORDS[shown[a]] if a == "count" else shown[a] for a in asked
-            ], line
-            assert [ok for _, ok in pairs] == [shown[a] == truth[a] for a in asked], line
-            assert hits == sum(ok for _, ok in pairs) and total == len(pairs)
+            asked = list(truth) if is_generation(task) else list(shown)
+
+            def word(values, attribute):
+                return COUNT_WORDS[values[attribute]] if attribute == "count" else values[attribute]
+
+            assert [(v, t) for v, t, _ in items] == [(word(shown, a), word(truth, a)) for a in asked], line
+            assert [ok for _, _, ok in items] == [shown[a] == truth[a] for a in asked], line
+            assert hits == sum(ok for _, _, ok in items) and total == len(items)
             tallies.append(1 + 4 * hits / total)
         if mode == "pair":
             assert record.label == (

@@ -173,10 +173,13 @@ def value_word(scene: Scene, attribute: str) -> str:
 
 
 def _checks(label: str, stated: Scene, truth: Scene, attributes: tuple[str, ...]) -> str:
-    """`Answer 1: blue no, circle yes. 1/2.`: each stated value checked against the truth, then the tally."""
+    """`Answer 1: red is yellow no, circle is circle yes. 1/2.`: per judged attribute, the candidate's value, the
+    true value next to it (copied from the caption or from what the media show), whether they agree; then the
+    tally. Writing both values side by side turns each check into comparing two neighbouring words."""
     hits = [stated.value(a) == truth.value(a) for a in attributes]
     items = ", ".join(
-        f"{value_word(stated, a)} {'yes' if hit else 'no'}" for a, hit in zip(attributes, hits, strict=True)
+        f"{value_word(stated, a)} is {value_word(truth, a)} {'yes' if hit else 'no'}"
+        for a, hit in zip(attributes, hits, strict=True)
     )
     return f"{label}: {items}. {sum(hits)}/{len(attributes)}."
 
@@ -187,10 +190,14 @@ def reasoning(plan: RecordPlan) -> str:
     or video shows (understanding), with the tally. The verdict follows from the tallies; the collator appends it
     in the official form (`Image 1 is better.`, `Final Score: 4`) when `module.train_rationale=true`.
 
-        Image 1 shows two red squares on the left.          The image shows two red circles on the left.
-        Image 2 shows two red circles on the left.          Answer 1: blue no, circle yes. 1/2.
-        Image 1: two yes, red yes, square no, left yes. 3/4. Answer 2: red yes, circle yes. 2/2.
-        Image 2: two yes, red yes, circle yes, left yes. 4/4.
+        Image 1 shows two red squares on the left.
+        Image 2 shows two red circles on the left.
+        Image 1: two is two yes, red is red yes, square is circle no, left is left yes. 3/4.
+        Image 2: two is two yes, red is red yes, circle is circle yes, left is left yes. 4/4.
+
+        The image shows two red circles on the left.
+        Answer 1: blue is red no, circle is circle yes. 1/2.
+        Answer 2: red is red yes, circle is circle yes. 2/2.
     """
     kind = plan.scene.kind
     pair = len(plan.variants) == 2
