@@ -35,7 +35,7 @@ from unified_reward.data.synthetic.scene import (
 
 log = logging.getLogger(__name__)
 
-WORLD_VERSION = 4  # bump when generation changes, so caches of the old world are not reused
+WORLD_VERSION = 5  # bump when generation changes, so caches of the old world are not reused
 SOURCE = "synthetic"
 SPLITS = ("train", "val", "test")
 
