@@ -216,3 +216,25 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
             )
         else:
             assert record.label.score == pytest.approx(tallies[0])
+
+
+# The texts, labels and metadata of record 0 of every stream (seed 0), by world version. A change to what the world
+# generates must bump WORLD_VERSION (or every cached world of the old version is silently reused) and add its digest.
+TEXT_DIGESTS = {5: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672"}
+
+
+def test_a_change_to_the_generated_texts_bumps_the_world_version():
+    import hashlib
+
+    from unified_reward.data.synthetic.world import WORLD_VERSION
+
+    digest = hashlib.sha1()
+    for task in TASKS:
+        for mode in MODES:
+            record = make_record(CONFIG, "train", task, mode, 0)
+            for part in (record.prompt, record.rationale or "", repr(record.label), repr(record.meta)):
+                digest.update(part.encode())
+    assert TEXT_DIGESTS.get(WORLD_VERSION) == digest.hexdigest(), (
+        f"the world's texts changed: bump WORLD_VERSION (now {WORLD_VERSION}) and record the new digest "
+        f"{digest.hexdigest()} in TEXT_DIGESTS"
+    )
