@@ -38,6 +38,7 @@ from unified_reward.prompts.templates import (
     save_templates,
     score_answer,
 )
+from unified_reward.strategies import is_sharded
 
 VERDICTS = ("first", "second", "tie")
 
@@ -343,6 +344,7 @@ def generate_token_ids(
     device = next(model.parameters()).device
     sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
     continuations: list[list[int]] = []
+    synced = torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1 and is_sharded(model)
     for start in range(0, len(encoded), batch_size):
         batch = pad_batch(list(encoded[start : start + batch_size]), processor, left=True)
         batch.pop("labels")
@@ -355,7 +357,7 @@ def generate_token_ids(
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             # sharded (FSDP) models: every rank keeps stepping until all are done, so collectives match
-            synced_gpus=torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1,
+            synced_gpus=synced,
             **sampling,
         )
         for row in output[:, length:].tolist():

@@ -64,6 +64,17 @@ def shard_for_strategy(trainer, model: nn.Module, device_mesh) -> bool:
     return True
 
 
+def is_sharded(model: nn.Module) -> bool:
+    """Whether the weights are split across ranks (FSDP2 DTensors or FSDP1 units): then every rank must take part in
+    each forward, and `generate` must run with `synced_gpus`. Under DDP each rank holds all weights and generates
+    alone (syncing there would hang ranks that were given fewer batches)."""
+    from torch.distributed.tensor import DTensor
+
+    if any(isinstance(p, DTensor) for p in model.parameters()):
+        return True
+    return any(type(m).__name__ == "FullyShardedDataParallel" for m in model.modules())
+
+
 def full_state_dict_if_sharded(trainer, model: nn.Module) -> dict[str, Any] | None:
     """The full weights of a sharded model (every rank must call this; all take part in the gather);
     None when the model is not sharded and its own `state_dict` is complete."""
