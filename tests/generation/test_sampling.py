@@ -15,7 +15,8 @@ def test_each_sample_depends_only_on_its_caption_and_seed(kind, prediction):
     captions = ["a red circle", "two blue squares", "a red circle"]
     batch = sample(model, encoder, captions, objective, shape=(3, 16, 16), seeds=[1, 2, 3], steps=3, guidance_scale=2.0)
     alone = sample(model, encoder, captions[1:2], objective, shape=(3, 16, 16), seeds=[2], steps=3, guidance_scale=2.0)
-    torch.testing.assert_close(batch[1:2], alone, atol=1e-5, rtol=1e-4)
+    # float sums in another batch shape differ in the last bits: 5e-5 on samples of unit scale
+    torch.testing.assert_close(batch[1:2], alone, atol=5e-5, rtol=1e-4)
     assert not torch.allclose(batch[0], batch[2])  # same caption, other seed
     assert model.training  # restored
 

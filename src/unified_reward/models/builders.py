@@ -54,8 +54,8 @@ def build_processor(
     family: Family,
     pretrained: str | None = None,
     *,
-    min_pixels: int = 56 * 56,
-    max_pixels: int = 28 * 28 * 1280,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
     image_mean: list[float] | None = None,
     image_std: list[float] | None = None,
     tiny_vocab_size: int = 1024,
@@ -63,6 +63,8 @@ def build_processor(
     """Tokenizer and image processor. Uses the PIL image processors, which need no torchvision;
     videos are turned into patches from their frames by the collator with the same arithmetic.
 
+    `min_pixels`/`max_pixels` (Qwen) set the resizing range; None keeps a checkpoint's own (an exported judge is
+    read at the size it was trained at), and without a checkpoint means 56 x 56 to 28 x 28 x 1280.
     `image_mean`/`image_std` replace the processor's pixel normalisation (None keeps the checkpoint's).
     A model trained from scratch needs the mean of its own data: the Qwen vision towers embed patches
     with a bias-free projection, so with CLIP's mean a dark background becomes a large constant
@@ -77,11 +79,15 @@ def build_processor(
     if family in ("qwen2_vl", "qwen2_5_vl"):
         from transformers import Qwen2VLImageProcessorPil
 
-        size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+        # a checkpoint keeps the image size it was trained at unless min/max_pixels are given
+        sizing = {}
+        if min_pixels is not None or max_pixels is not None or not pretrained:
+            shortest, longest = min_pixels or 56 * 56, max_pixels or 28 * 28 * 1280
+            sizing = {"size": {"shortest_edge": shortest, "longest_edge": longest}}
         image_processor = (
-            Qwen2VLImageProcessorPil.from_pretrained(pretrained, size=size, **normalisation)
+            Qwen2VLImageProcessorPil.from_pretrained(pretrained, **sizing, **normalisation)
             if pretrained
-            else Qwen2VLImageProcessorPil(size=size, **normalisation)
+            else Qwen2VLImageProcessorPil(**sizing, **normalisation)
         )
         image_token, video_token = "<|image_pad|>", "<|video_pad|>"
     else:
