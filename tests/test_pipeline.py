@@ -30,8 +30,7 @@ UNDERSTANDING = {
     "policy": ["debug=fast"],
     # 40 steps: enough to answer in the pair format (a random judge puts all its mass on the tie answer, and
     # the filter rightly keeps nothing), not to judge well
-    # a direct judge (no rationale to generate): the loop's mechanics are under test here, not the judge
-    "judge": ["debug=fast", "trainer.max_steps=40", "trainer.val_check_interval=40", "module.train_rationale=false"],
+    "judge": ["debug=fast", "trainer.max_steps=40", "trainer.val_check_interval=40"],
     "candidates": ["max_new_tokens=8"],
     "dpo": SHORT_DPO,
 }
