@@ -28,11 +28,10 @@ from unified_reward.data.collators import encode_chat
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.models.export import save_vlm
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
+from unified_reward.modules.reward_sft import MODEL_INPUTS
 from unified_reward.scoring import generate_texts
 
 log = logging.getLogger(__name__)
-CHAT_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "image_grid_thw")
-CHAT_INPUTS += ("pixel_values_videos", "video_grid_thw", "mm_token_type_ids")
 
 
 class AttributeHeads(nn.Module):
@@ -124,7 +123,7 @@ class BasePretrainModule(L.LightningModule):
             self.log("train/vision_loss", vision, batch_size=len(batch["examples"]))
             loss = loss + self.hparams.vision_weight * vision
         if self.global_step >= self.hparams.vision_steps:
-            inputs = {k: batch[k] for k in CHAT_INPUTS if k in batch}
+            inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
             chat = self.model(**inputs, use_cache=False).loss
             self.log("train/chat_loss", chat, prog_bar=True, batch_size=len(batch["examples"]))
             loss = loss + chat

@@ -114,8 +114,8 @@ def _render(scene: Scene, rng: np.random.Generator, size: int, frames: int):
 
 
 class SkillStream(IterableDataset):
-    """Fresh examples forever (training), each skill and media kind equally often; seeded by (seed, rank,
-    worker), so workers and ranks never repeat each other."""
+    """Fresh examples forever (training), skills drawn by SKILL_WEIGHTS, images and videos equally often; seeded
+    by (seed, rank, worker), so workers and ranks never repeat each other."""
 
     def __init__(self, seed: int, *, size: int = 64, frames: int = 8, rank: int = 0):
         self.seed, self.size, self.frames, self.rank = seed, size, frames, rank
@@ -143,15 +143,13 @@ class SkillCollator:
     """Chat examples -> model inputs (answer tokens labelled), plus the images with their attribute classes for
     the vision tower's auxiliary heads."""
 
-    def __init__(self, processor, *, with_answers: bool = True):
+    def __init__(self, processor):
         self.processor = processor
-        self.with_answers = with_answers
 
     def __call__(self, examples: list[SkillExample]) -> dict[str, Any]:
         from unified_reward.data.collators import encode_chat, pad_batch
 
-        encoded = [encode_chat(self.processor, e.parts(), e.answer if self.with_answers else None) for e in examples]
-        batch = pad_batch(encoded, self.processor, left=not self.with_answers)
+        batch = pad_batch([encode_chat(self.processor, e.parts(), e.answer) for e in examples], self.processor)
         batch["examples"] = examples
         for kind in ("image", "video"):
             media = [(m, s) for e in examples if e.kind == kind for m, s in zip(e.media, e.scenes, strict=True)]
