@@ -32,7 +32,12 @@ def candidate_loader(folder: str, split: str, batch_size: int, counter) -> DataL
 
     streams = {k: v for k, v in ShardFolder(folder).streams(split).items() if k.endswith("_candidates")}
     if not streams:
-        raise FileNotFoundError(f"{folder}/{split} holds no candidate-set streams (<task>_candidates)")
+        from unified_reward.errors import UserError
+
+        raise UserError(
+            f"candidates={folder}: {split}/ holds no candidate-set streams (<task>_candidates); it is made by "
+            "`python src/filter.py stage=candidates ... output=<folder>`"
+        )
     readers = [  # media stay encoded: the filter decodes them for the judge and writes the stored bytes
         ShardStream(urls, name=name, sampling=None, decode=decode_candidate_set, counter=counter)
         for name, urls in streams.items()
@@ -85,7 +90,16 @@ def run(cfg: DictConfig) -> Path:
     output = Path(cfg.output) / cfg.split
     writer = ResumableShardWriter(output, flush_every=cfg.flush_every)
     loggers = [hydra.utils.instantiate(e) for e in (cfg.get("logger") or {}).values() if e and "_target_" in e]
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[writer], logger=loggers or False)
+    from unified_reward.callbacks.progress_bar import terminal_progress_bar
+    from unified_reward.callbacks.progress_log import ProgressLog
+
+    bar = terminal_progress_bar()
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=[writer, ProgressLog(), *([bar] if bar else [])],
+        logger=loggers or False,
+        enable_progress_bar=bar is not None,
+    )
     if cfg.stage == "candidates":
         datamodule = hydra.utils.instantiate(cfg.data)
         module = _candidate_module(cfg, datamodule.tasks)  # fails fast on tasks the model cannot produce
@@ -120,7 +134,12 @@ def run(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="filter.yaml")
 def main(cfg: DictConfig) -> None:
-    output = run(cfg)
+    from unified_reward.quiet import silence_known_noise
+    from unified_reward.runs import run_status
+
+    silence_known_noise()
+    with run_status(cfg.paths.output_dir):
+        output = run(cfg)
     log.info("written to %s", output)
 
 

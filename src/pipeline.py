@@ -167,7 +167,10 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="pipeline.yaml")
 def main(cfg: DictConfig) -> float | None:
-    return run(cfg)["policy_score_gain"]
+    from unified_reward.runs import run_status
+
+    with run_status(cfg.output):
+        return run(cfg)["policy_score_gain"]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 python src/train.py experiment=reward_joint
 python src/train.py -m experiment=reward_joint,reward_image_generation seed=1,2,3
-python src/train.py experiment=reward_joint ckpt_path=logs/train/runs/<time>/checkpoints/last.ckpt
+python src/train.py experiment=reward_joint ckpt_path=logs/reward_joint/runs/<time>/checkpoints/last.ckpt
+
+A run writes logs/<task_name>/runs/<time>/: train.log, status.json (running / completed / failed), FAILED when it
+failed, metrics.json, checkpoints/, tensorboard/ and the export.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "No LightningModule is configured. Pick an experiment, e.g. `python src/train.py experiment=reward_joint`, "
             "or a module group, e.g. `module=reward_sft`."
         )
+    from unified_reward.callbacks.empty_epoch_guard import EmptyEpochGuard
+    from unified_reward.callbacks.progress_bar import terminal_progress_bar
     from unified_reward.strategies import check_compatibility
 
     check_compatibility(cfg.trainer, cfg.get("model"))
@@ -56,10 +61,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     collate = getattr(module, "collate", None)
     if callable(collate):
         datamodule.collate_fn = collate
+    bar = terminal_progress_bar()
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        callbacks=_instantiate_all(cfg.get("callbacks")),
+        callbacks=[*_instantiate_all(cfg.get("callbacks")), EmptyEpochGuard(), *([bar] if bar else [])],
         logger=_instantiate_all(cfg.get("logger")) or False,
+        enable_progress_bar=bar is not None,
     )
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -69,7 +76,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics.update(_scalar_metrics(trainer.callback_metrics))
     if cfg.test:
-        trainer.test(module, datamodule=datamodule, ckpt_path=None if cfg.train else cfg.get("ckpt_path"))
+        ckpt_path = None if cfg.train else cfg.get("ckpt_path")
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)  # one table: ours, below
         test_metrics = _scalar_metrics({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics.update(test_metrics)
         if trainer.is_global_zero:
@@ -85,7 +93,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    from unified_reward.quiet import silence_known_noise
+    from unified_reward.runs import run_status
+
+    silence_known_noise()
+    with run_status(cfg.paths.output_dir):
+        metrics = train(cfg)
     objective = cfg.get("objective")
     return metrics.get(objective) if objective else None
 

@@ -173,3 +173,12 @@ def test_reasoning_flag_survives_export(tiny_qwen, tmp_path):
     Judge(model, processor, reasoning=True, max_reasoning_tokens=40).save_pretrained(tmp_path / "judge")
     loaded = Judge.from_pretrained(tmp_path / "judge")
     assert loaded.reasoning and loaded.max_reasoning_tokens == 40
+
+
+def test_a_folder_that_is_not_a_judge_export_says_what_one_is(tmp_path):
+    from unified_reward.errors import UserError
+
+    with pytest.raises(UserError, match=r"not a judge export \(no such folder\).*logs/reward_joint/runs/<time>/judge"):
+        Judge.from_pretrained(tmp_path / "missing")
+    with pytest.raises(UserError, match=r"not a judge export \(no judge.json in it\)"):
+        Judge.from_pretrained(tmp_path)

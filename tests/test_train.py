@@ -96,3 +96,144 @@ def test_real_data_sources_compose_and_build(overrides, source, tmp_path):
     assert type(hydra.utils.instantiate(cfg.data.source)).__name__ == source
     if "dpo" in overrides[0]:  # a DPO experiment reads only the pair streams of its task, whatever the source
         assert list(cfg.data.modes) == ["pair"] and len(cfg.data.tasks) == 1
+
+
+def _run_script(tmp_path, *overrides: str, timeout: float = 240):
+    """src/train.py as a user runs it, stdout and stderr sent to a file (as on a cluster)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "output.log"
+    with log.open("w") as out:
+        finished = subprocess.run(
+            [sys.executable, str(ROOT / "src" / "train.py"), f"paths.root_dir={tmp_path}", *overrides],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            timeout=timeout,
+            check=False,
+        )
+    runs = sorted((tmp_path / "logs").glob("*/runs/*"))
+    assert runs, log.read_text()
+    return finished.returncode, log.read_text(), runs[-1]
+
+
+def _tensorboard(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found = []
+    for events in run.glob("tensorboard/**/events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"images": 0, "tensors": 0})
+        accumulator.Reload()
+        found.append(accumulator)
+    return found
+
+
+def test_a_redirected_run_logs_progress_quietly_and_marks_itself_completed(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    code, output, run = _run_script(
+        tmp_path, "experiment=reward_joint", "debug=fast", "callbacks.progress_log.every_n_steps=1"
+    )
+    assert code == 0, output
+    for line in (
+        "fit: RewardSFTModule",
+        "step 1/4 · loss",
+        "samples/s",
+        "ETA",
+        "validation: started at step 2",
+        "validation: done",
+        "fit: done at step 4",
+        "test: started",
+        "test: done",
+        "synthetic world",
+        "judge exported",
+    ):
+        assert line in output, line
+    for noise in (
+        "bos_token_id",
+        "eos_token_id",
+        "FLOPs",
+        "Epoch 0/-2",
+        "Tip:",
+        "LeafSpec",
+        "Traceback",
+        "transfer_batch_to_device",
+        "Loading weights",
+    ):
+        assert noise not in output, noise
+    assert output.count("test/acc/image_generation_pair") == 1  # one final table, with full names
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    assert not (run / "FAILED").exists()
+    # TensorBoard examples show the context and every candidate medium, with the truth and the judge's answer
+    accumulators = _tensorboard(run)
+    texts = {}
+    images = {}
+    for accumulator in accumulators:
+        for tag in accumulator.Tags()["tensors"]:
+            if "/examples/" in tag:
+                texts[tag.split("/text_summary")[0]] = accumulator.Tensors(tag)[-1].tensor_proto.string_val[0].decode()
+        for tag in accumulator.Tags()["images"]:
+            if "/examples/" in tag:
+                encoded = accumulator.Images(tag)[-1].encoded_image_string
+                import io
+
+                images[tag] = np.asarray(Image.open(io.BytesIO(encoded)))
+    assert texts and images
+    for tag, text in texts.items():
+        assert "truth:" in text and "judge:" in text and "candidate 1:" in text and "candidate 2:" in text, text
+        if "generation_pair" in text:  # two candidate media: two rows of equal height and a 2-pixel line
+            height = images[tag].shape[0]
+            assert (height - 2) % 2 == 0 and "(row 2 of the image)" in text
+            assert np.all(images[tag][(height - 2) // 2 : (height + 2) // 2] == 255)
+    assert any("generation_pair" in t for t in texts.values())
+
+
+def _garbage_stream_folder(tmp_path, small_world):
+    import shutil
+
+    root = tmp_path / "shards"
+    shutil.copytree(small_world, root)
+    for shard in (root / "train").glob("image_generation_*.tar"):
+        shard.write_bytes(b"not a tar archive" * 200)
+    return root
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_a_run_on_a_stream_with_nothing_valid_stops_with_a_message_not_a_hang(workers, tmp_path, small_world):
+    root = _garbage_stream_folder(tmp_path, small_world)
+    code, output, run = _run_script(
+        tmp_path,
+        "experiment=reward_joint",
+        "data=shards",
+        f"data.source.root={root}",
+        "data.tasks=[image_generation]",
+        f"data.num_workers={workers}",
+        "trainer.max_steps=4",
+        timeout=120,
+    )
+    assert code == 1, output
+    assert "Traceback" not in output
+    if workers < 2:  # one reader (main process or worker) saw the whole stream: it names stream, shards, reason
+        assert "stream 'train/image_generation_" in output and "corrupt_shard x4" in output
+        assert "image_generation_pair-000000.tar" in output or "image_generation_point-000000.tar" in output
+    else:  # shares ended one by one; the epoch guard stops the run with the skip counts
+        assert "gave no batch in a whole epoch" in output and "corrupt_shard" in output
+    assert "data.tasks" in output  # what to do
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and (run / "FAILED").read_text().startswith(("DataError", "UserError"))
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.pretrained=./no/such/folder", "no such local folder"),
+        ("data=shards", "does not exist"),
+    ],
+)
+def test_user_mistakes_get_one_message_without_a_traceback(override, expected, tmp_path):
+    extra = ["data.source.root=/no/such/shards"] if override == "data=shards" else ["debug=fast"]
+    code, output, run = _run_script(tmp_path, "experiment=reward_joint", override, *extra, timeout=120)
+    assert code == 1 and expected in output and "Traceback" not in output, output
+    assert (run / "FAILED").exists()

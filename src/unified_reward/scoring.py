@@ -28,6 +28,7 @@ from torch import nn
 
 from unified_reward.data.collators import encode_chat, pad_batch
 from unified_reward.data.schema import PreferenceRecord, stream_name
+from unified_reward.errors import UserError
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.prompts.parsing import parse_pair, parse_score, verdict_start
 from unified_reward.prompts.templates import (
@@ -302,7 +303,14 @@ class Judge:
     def from_pretrained(cls, path: str | Path, *, dtype: str = "float32", device: str = "cpu", **kwargs) -> Judge:
         from unified_reward.models.builders import build_processor, build_vlm
 
-        path = Path(path)
+        path = Path(path).expanduser()
+        if not (path / "judge.json").is_file():
+            what = "no such folder" if not path.exists() else "no judge.json in it"
+            raise UserError(
+                f"judge={path} is not a judge export ({what}). A judge export is the `judge/` folder a reward "
+                "run writes (`python src/train.py experiment=reward_joint` -> logs/reward_joint/runs/<time>/judge), "
+                "or a folder written by Judge.save_pretrained."
+            )
         info = json.loads((path / "judge.json").read_text())
         if info.get("adapter"):
             raise NotImplementedError("load adapter exports with peft on their base model")

@@ -164,3 +164,33 @@ def test_finite_mixture_yields_each_record_once(small_world):
     ids = [r.id for r in MixtureStream(built, {n: 1.0 for n in built})]
     assert len(ids) == len(set(ids)) == 8 * 12
     assert np.mean([i.startswith("synthetic-val-") for i in ids]) == 1.0
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_a_stream_with_nothing_valid_raises_naming_its_shards_and_reasons(tmp_path, repeat):
+    urls = []
+    for shard in range(2):
+        path = tmp_path / f"bad-{shard:06d}.tar"
+        with wds.TarWriter(str(path)) as writer:
+            for sample, _ in _damaged_samples()[shard::2]:
+                writer.write(sample)
+        urls.append(str(path))
+    stream = ShardStream(urls, name="train/bad", repeat=repeat)  # repeating: no endless loop of empty passes
+    with pytest.raises(DataError, match=r"stream 'train/bad': a whole pass .* no valid sample") as caught:
+        list(zip(range(10), stream, strict=False))
+    assert "bad-000000.tar" in str(caught.value) and "bad-000001.tar" in str(caught.value)
+    assert "corrupt_image x1" in str(caught.value) and "data.tasks" in str(caught.value)
+
+
+def test_a_reader_whose_share_is_all_bad_ends_it_with_a_warning_the_others_carry_on(tmp_path, caplog):
+    bad = tmp_path / "s-000000.tar"
+    bad.write_bytes(b"not a tar" * 100)
+    good = tmp_path / "s-000001.tar"
+    with wds.TarWriter(str(good)) as writer:
+        writer.write(_good("image_generation", "pair", 1))
+    urls = [str(bad), str(good)]
+    with caplog.at_level(logging.WARNING):
+        first = list(ShardStream(urls, name="s", repeat=True, place=ReaderPlace(worker=0, num_workers=2)))
+    second = list(ShardStream(urls, name="s", place=ReaderPlace(worker=1, num_workers=2)))
+    assert first == [] and "its share of stream s gave no valid sample" in caplog.text
+    assert len(second) == 1

@@ -13,8 +13,9 @@ import logging
 import multiprocessing
 import random
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ from webdataset.tariterators import tarfile_samples
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.schema import PreferenceRecord
 from unified_reward.data.shards import SampleError, decode_sample
+from unified_reward.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,8 @@ def stable_seed(*parts: Any) -> int:
     return zlib.crc32(repr(parts).encode("utf-8"))
 
 
-class DataError(RuntimeError):
-    """Bad input met in strict mode; the message names shard, key and reason."""
+class DataError(UserError):
+    """Bad input met in strict mode, or a stream with nothing valid; the message names shards, keys and reasons."""
 
 
 class SkipCounter:
@@ -109,12 +111,31 @@ def plan_reading(urls: Sequence[str], place: ReaderPlace) -> ReadPlan:
     return ReadPlan(tuple(urls), parts, place.rank * place.num_workers + place.worker)
 
 
+@dataclass
+class PassReport:
+    """What one reader's pass over its shards skipped, by reason, and which shards warned."""
+
+    shards: tuple[str, ...] = ()
+    whole_stream: bool = True  # this reader reads every sample of the stream
+    skipped: Counter = field(default_factory=Counter)
+    warned: set[str] = field(default_factory=set)
+
+    def nothing_valid(self, stream: str) -> str:
+        reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(self.skipped.items()))
+        return (
+            f"stream {stream!r}: a whole pass over its shards gave no valid sample (skipped: {reasons}; shards: "
+            f"{', '.join(self.shards)}). Fix or replace these shards, or leave the stream out of the run "
+            f"(data.tasks / data.modes, or data.weights={{<stream>: 0}})."
+        )
+
+
 class ShardStream(IterableDataset):
     """Records of one shard stream (e.g. all `image_generation_pair` shards of a split).
 
     `repeat=True` cycles passes forever (training by max_steps), reshuffling shards each pass;
     `repeat=False` is one pass. Bad samples are skipped and counted in `counter`, with one warning
-    per shard naming the shard and key; `strict=True` raises `DataError` on the first one.
+    per shard naming the shard and key; `strict=True` raises `DataError` on the first one. A pass in which
+    every sample was bad raises `DataError` naming the shards and reasons (never an endless empty loop).
     """
 
     def __init__(
@@ -151,7 +172,8 @@ class ShardStream(IterableDataset):
         rng = random.Random(stable_seed(self.seed, self.name, place.rank, place.worker))
         passes = 0
         while True:
-            records = self._one_pass(place, passes)
+            report = PassReport()
+            records = self._one_pass(place, passes, report)
             if self.shuffle_buffer > 1:
                 records = _buffer_shuffle(records, self.shuffle_buffer, rng)
             produced = 0
@@ -159,25 +181,29 @@ class ShardStream(IterableDataset):
                 produced += 1
                 yield record
             passes += 1
-            if not self.repeat:
-                return
-            if produced == 0:
+            if produced == 0 and report.skipped and report.whole_stream:
+                # nothing valid anywhere in the stream: stop (a repeating stream would loop over empty passes)
+                raise DataError(report.nothing_valid(self.name))
+            if produced == 0 and report.skipped:
                 log.warning(
-                    "stream %s gave no valid sample to rank %d worker %d; ending it",
-                    self.name,
+                    "rank %d worker %d: its share of stream %s gave no valid sample (%s); the other readers carry on",
                     place.rank,
                     place.worker,
+                    self.name,
+                    dict(report.skipped),
                 )
+            if not self.repeat or produced == 0:  # an empty share (fewer samples than readers) ends quietly
                 return
 
-    def _one_pass(self, place: ReaderPlace, pass_index: int) -> Iterator[PreferenceRecord]:
+    def _one_pass(self, place: ReaderPlace, pass_index: int, report: PassReport) -> Iterator[PreferenceRecord]:
         urls = list(self.urls)
         if self.shuffle_shards:
             random.Random(stable_seed(self.seed, self.name, pass_index)).shuffle(urls)
         plan = plan_reading(urls, place)
-        warned: set[str] = set()
+        report.shards = plan.urls
+        report.whole_stream = plan.modulus == 1 and len(plan.urls) == len(urls)
         samples = tarfile_samples(
-            ({"url": url} for url in plan.urls), handler=lambda error: self._on_shard_error(error, warned)
+            ({"url": url} for url in plan.urls), handler=lambda error: self._on_shard_error(error, report)
         )
         for index, sample in enumerate(samples):
             if index % plan.modulus != plan.remainder:
@@ -185,15 +211,16 @@ class ShardStream(IterableDataset):
             try:
                 yield self.decode(sample, self.sampling)
             except SampleError as error:
-                self._skip(sample, error, warned)
+                self._skip(sample, error, report)
 
-    def _skip(self, sample: dict[str, Any], error: SampleError, warned: set[str]) -> None:
+    def _skip(self, sample: dict[str, Any], error: SampleError, report: PassReport) -> None:
         url, key = sample.get("__url__", "?"), sample.get("__key__", "?")
         if self.strict:
             raise DataError(f"shard {url}, key {key}: {error.reason}: {error.detail}") from error
         self.counter.add(error.reason)
-        if url not in warned:
-            warned.add(url)
+        report.skipped[error.reason] += 1
+        if url not in report.warned:
+            report.warned.add(url)
             log.warning(
                 "skipping bad sample in shard %s, key %s: %s (further ones in this shard are counted "
                 "without a warning)",
@@ -202,13 +229,14 @@ class ShardStream(IterableDataset):
                 error,
             )
 
-    def _on_shard_error(self, error: Exception, warned: set[str]) -> bool:
+    def _on_shard_error(self, error: Exception, report: PassReport) -> bool:
         url = next((a for a in reversed(error.args) if isinstance(a, str) and a.endswith(".tar")), "?")
         if self.strict:
             raise DataError(f"shard {url}: corrupt_shard: {error}") from error
         self.counter.add("corrupt_shard")
-        if url not in warned:
-            warned.add(url)
+        report.skipped["corrupt_shard"] += 1
+        if url not in report.warned:
+            report.warned.add(url)
             log.warning("shard %s is damaged, reading stopped there: %s", url, error)
         return True
 

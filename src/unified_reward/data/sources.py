@@ -12,8 +12,9 @@ from typing import Protocol
 
 import braceexpand
 
-from unified_reward.data.shards import read_manifest
+from unified_reward.data.shards import MANIFEST, read_manifest
 from unified_reward.data.synthetic.world import WorldConfig, ensure_world
+from unified_reward.errors import UserError
 
 
 class ShardSource(Protocol):
@@ -22,18 +23,27 @@ class ShardSource(Protocol):
     def streams(self, split: str) -> dict[str, list[str]]: ...
 
 
+SHARD_LAYOUT = (
+    "a shard folder holds train/, val/ and test/, each with a manifest.json and its <task>_<mode>-NNNNNN.tar shards, "
+    "as ShardSetWriter or `python -m unified_reward.data.convert_official` write them"
+)
+
+
 class ShardFolder:
     """A local folder `root/<split>/` written by `ShardSetWriter` (streams listed in its manifest)."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
 
     def prepare(self) -> None:
         if not self.root.is_dir():
-            raise FileNotFoundError(f"shard folder {self.root} does not exist")
+            raise UserError(f"shard folder {self.root} does not exist ({SHARD_LAYOUT})")
 
     def streams(self, split: str) -> dict[str, list[str]]:
         folder = self.root / split
+        if not (folder / MANIFEST).is_file():
+            found = sorted(p.name for p in self.root.iterdir())[:10] if self.root.is_dir() else "no such folder"
+            raise UserError(f"shard folder {self.root} has no {split}/{MANIFEST} (it holds: {found}); {SHARD_LAYOUT}")
         manifest = read_manifest(folder)
         return {name: [str(folder / shard) for shard in entry["shards"]] for name, entry in manifest["streams"].items()}
 

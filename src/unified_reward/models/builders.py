@@ -16,6 +16,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from unified_reward.models.locate import hub_errors_explained, locate_pretrained
+
 log = logging.getLogger(__name__)
 
 Family = Literal["qwen2_vl", "qwen2_5_vl", "llava_onevision"]
@@ -71,6 +73,15 @@ def build_processor(
     vector that drowns the objects, and the tiny judge stays at chance.
     """
     _check_family(family)
+    if not pretrained:
+        return _load_processor(family, None, min_pixels, max_pixels, image_mean, image_std, tiny_vocab_size)
+    with hub_errors_explained(pretrained):
+        return _load_processor(
+            family, locate_pretrained(pretrained), min_pixels, max_pixels, image_mean, image_std, tiny_vocab_size
+        )
+
+
+def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, image_std, tiny_vocab_size):
     normalisation = {
         key: list(value) for key, value in (("image_mean", image_mean), ("image_std", image_std)) if value is not None
     }
@@ -126,6 +137,14 @@ def build_processor(
     return VLMProcessor(family, tokenizer, image_processor, image_token, video_token)
 
 
+def _special_token_ids(tokenizer) -> dict[str, int | None]:
+    """bos/eos ids of the offline tokenizer (the Qwen configs' defaults are the 151k-vocabulary ids)."""
+    return {
+        "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+
+
 def _tiny_qwen_config(family: str, processor: VLMProcessor, size: dict[str, int]):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
 
@@ -149,6 +168,7 @@ def _tiny_qwen_config(family: str, processor: VLMProcessor, size: dict[str, int]
             "mrope_section": [head_dim // 2 - 2 * quarter, quarter, quarter],
         },
         "tie_word_embeddings": True,
+        **_special_token_ids(tokenizer),
     }
     vision_embed = size.get("vision_embed_dim", 64)
     ids = {
@@ -198,6 +218,7 @@ def _tiny_llava_config(processor: VLMProcessor, size: dict[str, int]):
         "num_attention_heads": size.get("num_attention_heads", 4),
         "num_key_value_heads": size.get("num_key_value_heads", 2),
         "tie_word_embeddings": True,
+        **_special_token_ids(tokenizer),
     }
     vision = {
         "model_type": "siglip_vision_model",
@@ -284,7 +305,8 @@ def build_vlm(
     if finetune == "qlora":
         kwargs["quantization_config"] = _quantization_config(torch_dtype, quant_storage)
     if pretrained:
-        model = model_class.from_pretrained(pretrained, **kwargs)
+        with hub_errors_explained(pretrained):
+            model = model_class.from_pretrained(locate_pretrained(pretrained), **kwargs)
     else:
         config = (
             _tiny_llava_config(processor, tiny or {})

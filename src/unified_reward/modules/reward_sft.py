@@ -137,10 +137,9 @@ class RewardSFTModule(L.LightningModule):
             self._update_one_forward(split, record, judgment.probabilities)
             if judgment.text is not None:
                 self._update_generated(split, record, judgment.parsed(record.mode))
-        readings = [j.probabilities for j in judgments]
         if batch_idx == 0 and self.hparams.logged_examples:
             count = self.hparams.logged_examples
-            self._log_examples(split, records[:count], readings[:count])
+            self._log_examples(split, records[:count], judgments[:count])
 
     def _update_one_forward(self, split: str, record: PreferenceRecord, reading: dict) -> None:
         if record.mode == "pair":
@@ -188,20 +187,28 @@ class RewardSFTModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def _log_examples(self, split: str, records: list[PreferenceRecord], readings: list[dict]) -> None:
+    def _log_examples(self, split: str, records: list[PreferenceRecord], judgments: list) -> None:
+        """Each example as text (prompt, every candidate, the truth, the judge's probabilities and its written
+        answer) and as one image holding the context and every candidate medium, one row each, in order."""
         experiment = getattr(self.logger, "experiment", None)
         if experiment is None or not hasattr(experiment, "add_text") or not self.trainer.is_global_zero:
             return
-        for i, (record, reading) in enumerate(zip(records, readings, strict=True)):
-            judged = ", ".join(f"{k}: {v:.2f}" for k, v in reading.items())
+        for i, (record, judgment) in enumerate(zip(records, judgments, strict=True)):
+            judged = ", ".join(f"{k}: {v:.2f}" for k, v in judgment.probabilities.items())
             label = record.label if isinstance(record.label, str) else f"{record.label.score:g}"
-            candidates = " | ".join(c for c in record.candidates if isinstance(c, str))
             text = f"**{record.stream}** `{record.id}`  \nprompt: {record.prompt}  \n"
-            text += f"answers: {candidates}  \n" if candidates else ""
-            text += f"label: {label}  \njudge: {judged}"
+            first_row = 1 if record.context is None else 2  # the context, if any, is row 1 of the image
+            for n, candidate in enumerate(record.candidates):
+                shown = candidate if isinstance(candidate, str) else f"(row {first_row + n} of the image)"
+                text += f"candidate {n + 1}: {shown}  \n"
+            text += f"truth: {label}  \njudge: {judged}  \n"
+            if judgment.text is not None:
+                text += f"judge wrote: {judgment.text}  \n"
             experiment.add_text(f"{split}/examples/{i}", text, self.global_step)
-            media = record.context if record.context is not None else record.candidates[0]
-            experiment.add_image(f"{split}/examples/{i}", _as_grid(media), self.global_step, dataformats="HWC")
+            media = [] if record.context is None else [record.context]
+            media += [c for c in record.candidates if not isinstance(c, str)]
+            if media:
+                experiment.add_image(f"{split}/examples/{i}", media_rows(media), self.global_step, dataformats="HWC")
 
     # ---- export ----------------------------------------------------------------------------------------
 
@@ -224,8 +231,17 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def _as_grid(media) -> np.ndarray:
-    """An image as HWC uint8, a video as its frames side by side."""
-    if isinstance(media, VideoClip):
-        return np.concatenate(list(media.frames), axis=1)
-    return np.asarray(media.convert("RGB"))
+def media_rows(media: list) -> np.ndarray:
+    """Images and videos as one HWC uint8 image: one row per medium (a video's frames side by side), separated by
+    a white line, narrower rows padded with black on the right."""
+    rows = [
+        np.concatenate(list(m.frames), axis=1) if isinstance(m, VideoClip) else np.asarray(m.convert("RGB"))
+        for m in media
+    ]
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    separator = np.full((2, width, 3), 255, dtype=np.uint8)
+    stacked = [padded[0]]
+    for row in padded[1:]:
+        stacked += [separator, row]
+    return np.concatenate(stacked, axis=0).astype(np.uint8)

@@ -279,4 +279,6 @@ def ensure_world(config: WorldConfig, cache_dir: str | os.PathLike, workers: int
     started = time.perf_counter()
     if build_folder_once(folder, "config.json", build):
         log.info("synthetic world ready in %.1f s", time.perf_counter() - started)
+    else:
+        log.info("synthetic world: using the one built before in %s", folder)
     return folder

@@ -1,0 +1,22 @@
+"""The progress bar on a terminal only (off a terminal `ProgressLog`'s lines say the same), described by steps:
+runs are trained by max_steps over endless streams, where Lightning's `Epoch 0/-2` means nothing."""
+
+from __future__ import annotations
+
+import sys
+
+from lightning.pytorch.callbacks import RichProgressBar
+
+
+class StepProgressBar(RichProgressBar):
+    def _get_train_description(self, current_epoch: int) -> str:
+        max_steps = self.trainer.max_steps
+        description = f"Train (max {max_steps} steps)" if max_steps > 0 else f"Epoch {current_epoch}"
+        if len(self.validation_description) > len(description):
+            description = f"{description:{len(self.validation_description)}}"
+        return description
+
+
+def terminal_progress_bar() -> StepProgressBar | None:
+    """A bar when stdout is a terminal, else None (`Trainer(enable_progress_bar=False)`)."""
+    return StepProgressBar() if sys.stdout.isatty() else None
