@@ -33,6 +33,7 @@ setup(
     description="Unified multimodal reward models, preference-data filtering and DPO with Lightning + Hydra",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    package_data={"unified_reward.prompts": ["official_templates.json"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": DEV_REQUIRES},

@@ -30,13 +30,15 @@ def test_pair_probabilities_equal_teacher_forced_answer_prefixes(tiny_qwen, deco
         query = JudgeQuery.of(record)
         reading = judge.answer_probabilities([query])[0]
         answers = DEFAULT_TEMPLATES[record.stream].pair_answers
-        prefixes = _distinguishing_prefix([answers[v] for v in ("first", "second", "tie")], processor)
+        verdicts = [v for v in ("first", "second", "tie") if v in answers]  # understanding offers no tie
+        assert set(reading) == set(verdicts) and len(verdicts) == (3 if "generation" in record.stream else 2)
+        prefixes = _distinguishing_prefix([answers[v] for v in verdicts], processor)
         direct = []
         for prefix in prefixes:
             tokens = processor.tokenizer(prefix, add_special_tokens=False)["input_ids"]
             direct.append(_prefix_logprob(model, processor, query, tokens))
         expected = torch.softmax(torch.tensor(direct), 0)
-        got = torch.tensor([reading["first"], reading["second"], reading["tie"]])
+        got = torch.tensor([reading[v] for v in verdicts])
         assert torch.allclose(got, expected, atol=1e-5), (record.stream, got, expected)
 
 
@@ -144,7 +146,8 @@ def test_reasoning_judge_reads_the_verdict_after_its_own_rationale(tiny_qwen, de
         assert judgment.text == processor.tokenizer.decode(written, skip_special_tokens=True)
         rationale = written if cut is None else written[:cut]
         answers = DEFAULT_TEMPLATES[record.stream].pair_answers
-        prefixes = _distinguishing_prefix([answers[v] for v in ("first", "second", "tie")], processor)
+        verdicts = [v for v in ("first", "second", "tie") if v in answers]
+        prefixes = _distinguishing_prefix([answers[v] for v in verdicts], processor)
         direct = [
             _prefix_logprob(
                 model, processor, query, processor.tokenizer(p, add_special_tokens=False)["input_ids"], rationale
@@ -152,7 +155,7 @@ def test_reasoning_judge_reads_the_verdict_after_its_own_rationale(tiny_qwen, de
             for p in prefixes
         ]
         expected = torch.softmax(torch.tensor(direct), 0)
-        got = torch.tensor([judgment.probabilities[v] for v in ("first", "second", "tie")])
+        got = torch.tensor([judgment.probabilities[v] for v in verdicts])
         assert torch.allclose(got, expected, atol=1e-5), (record.stream, got, expected)
 
 
@@ -182,3 +185,18 @@ def test_a_folder_that_is_not_a_judge_export_says_what_one_is(tmp_path):
         Judge.from_pretrained(tmp_path / "missing")
     with pytest.raises(UserError, match=r"not a judge export \(no judge.json in it\)"):
         Judge.from_pretrained(tmp_path)
+
+
+def test_official_templates_read_on_their_own_scales(tiny_qwen, decoded_records):
+    from unified_reward.prompts.templates import load_templates
+
+    model, processor = tiny_qwen
+    judge = Judge(model, processor, load_templates("official"))
+    image_und, video_gen = JudgeQuery.of(decoded_records[3]), JudgeQuery.of(decoded_records[5])
+    assert judge.asked_scale(image_und) == (0, 100) and judge.asked_scale(video_gen) == (1, 10)
+    readings = judge.judge([image_und, video_gen])
+    assert readings[0].probabilities == {} and readings[0].scale == (0, 100)  # 0-100 has no one-pass reading
+    assert sorted(readings[1].probabilities) == [float(s) for s in range(1, 11)]
+    assert math.isclose(sum(readings[1].probabilities.values()), 1.0, abs_tol=1e-5)
+    expected = judge.expected_scores([image_und, video_gen])
+    assert math.isnan(expected[0]) and 1.0 <= expected[1] <= 10.0

@@ -18,6 +18,7 @@ prompt and that rationale, so P(first / second / tie) and the expected score sta
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from unified_reward.prompts.templates import (
 )
 from unified_reward.strategies import is_sharded
 
+log = logging.getLogger(__name__)
 VERDICTS = ("first", "second", "tie")
 
 
@@ -52,12 +54,14 @@ class Judgment:
     probabilities: dict[Any, float]
     text: str | None = None
     finished: bool = True
+    scale: tuple[float, float] | None = None  # the point scale asked for (None for pairs)
 
     def parsed(self, mode: str):
-        """The verdict (pair) or score (point) the text states; None where the text is invalid or absent."""
+        """The verdict (pair) or score (point) the text states; None where the text is invalid or absent, and
+        for a score outside the scale that was asked for."""
         if self.text is None:
             return None
-        return parse_pair(self.text).verdict if mode == "pair" else parse_score(self.text).score
+        return parse_pair(self.text).verdict if mode == "pair" else parse_score(self.text, self.scale).score
 
 
 @dataclass(frozen=True)
@@ -145,18 +149,34 @@ class Judge:
 
     def _trie(self, query: JudgeQuery) -> tuple[AnswerTrie, list[Any]]:
         """The trie of the query's answers and what each answer means (a verdict or a score)."""
-        key = (query.stream, query.scale) if query.mode == "point" else query.stream
+        key = (query.stream, self.asked_scale(query)) if query.mode == "point" else query.stream
         if key not in self._tries:
             if query.mode == "pair":
                 answers = self.templates[query.stream].pair_answers
                 meanings = [v for v in VERDICTS if v in answers]
                 texts = [answers[v] for v in meanings]
             else:
-                low, high = query.scale
+                low, high = self.asked_scale(query)
                 meanings = [float(s) for s in range(int(low), int(high) + 1)]
                 texts = [score_answer(s) for s in meanings]
-            self._tries[key] = (AnswerTrie.build([self._answer_ids(t) for t in texts]), meanings)
+            try:
+                self._tries[key] = (AnswerTrie.build([self._answer_ids(t) for t in texts]), meanings)
+            except ValueError:
+                if query.mode == "pair":
+                    raise
+                # e.g. 0-100: "Final Score: 2" and "Final Score: 23" leave the path at the same token
+                log.warning(
+                    "the %s-%s scale of %s cannot be read in one forward pass (score answers share token "
+                    "prefixes); only a written answer gives its score (with_text, generate_and_parse)",
+                    *key[1],
+                    query.stream,
+                )
+                self._tries[key] = (None, [])
         return self._tries[key]
+
+    def asked_scale(self, query: JudgeQuery) -> tuple[float, float] | None:
+        """The point scale the judge is asked on (its template's own, if it names one); None for pairs."""
+        return self.templates[query.stream].asked_scale(query.scale) if query.mode == "point" else None
 
     # ---- one-forward reading -------------------------------------------------------------------------
 
@@ -176,11 +196,15 @@ class Judge:
         """Answer probabilities read after each encoded prefix (a prompt, or a prompt and its rationale)."""
         prefix_lengths = [len(e.input_ids) for e in encoded]
         for e, (trie, _) in zip(encoded, tries, strict=True):
-            e.input_ids = e.input_ids + list(trie.path)
-            e.labels = e.labels + [-100] * len(trie.path)
+            path = list(trie.path) if trie is not None else []
+            e.input_ids = e.input_ids + path
+            e.labels = e.labels + [-100] * len(path)
         logits = self.model(**self._model_batch(encoded), use_cache=False).logits
         results = []
         for row, ((trie, meanings), length) in enumerate(zip(tries, prefix_lengths, strict=True)):
+            if trie is None:  # a scale that cannot be read in one pass: no probabilities
+                results.append({})
+                continue
             window = logits[row, length - 1 : length + len(trie.path)]
             probabilities = torch.softmax(trie.log_probabilities(window), dim=0)
             results.append(dict(zip(meanings, probabilities.tolist(), strict=True)))
@@ -198,7 +222,9 @@ class Judge:
             if not self.reasoning:
                 texts = self.generate(chunk, self.max_reasoning_tokens) if with_text else [None] * len(chunk)
                 readings = self._read_after(encoded, tries)
-                judgments += [Judgment(r, t) for r, t in zip(readings, texts, strict=True)]
+                judgments += [
+                    Judgment(r, t, scale=self.asked_scale(q)) for r, t, q in zip(readings, texts, chunk, strict=True)
+                ]
                 continue
             written = generate_token_ids(
                 self.model, self.processor, encoded, self.max_reasoning_tokens, batch_size=len(chunk)
@@ -211,7 +237,10 @@ class Judge:
                 e.labels = e.labels + [-100] * (len(ids) if cut is None else cut)
             readings = self._read_after(encoded, tries)
             texts = self.processor.tokenizer.batch_decode(written, skip_special_tokens=True)
-            judgments += [Judgment(r, t, f) for r, t, f in zip(readings, texts, finished, strict=True)]
+            judgments += [
+                Judgment(r, t, f, self.asked_scale(q))
+                for r, t, f, q in zip(readings, texts, finished, chunk, strict=True)
+            ]
         return judgments
 
     def answer_probabilities(self, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
@@ -224,8 +253,9 @@ class Judge:
         return torch.tensor([[row.get(v, 0.0) for v in VERDICTS] for row in rows])
 
     def expected_scores(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
+        """On the scale each query is asked on (`asked_scale`); NaN where that scale cannot be read in one pass."""
         rows = self.answer_probabilities(queries)
-        return torch.tensor([sum(score * p for score, p in row.items()) for row in rows])
+        return torch.tensor([sum(score * p for score, p in row.items()) if row else float("nan") for row in rows])
 
     def compare(
         self,
@@ -260,7 +290,8 @@ class Judge:
         *,
         scale: tuple[float, float] = DEFAULT_SCALE,
     ) -> torch.Tensor:
-        """The expected score of each candidate under the score-token distribution."""
+        """The expected score of each candidate under the score-token distribution, on `scale` (or on the
+        template's own scale where it names one, as the official templates do)."""
         contexts = contexts if contexts is not None else [None] * len(prompts)
         queries = [
             JudgeQuery(task, "point", p, (x,), c, scale) for p, x, c in zip(prompts, candidates, contexts, strict=True)
@@ -278,7 +309,7 @@ class Judge:
     def generate_and_parse(self, queries: Sequence[JudgeQuery], max_new_tokens: int | None = None) -> list[Any]:
         """Verdicts (pair) or scores (point) read from generated text; None where the text is invalid."""
         texts = self.generate(queries, max_new_tokens)
-        return [Judgment({}, t).parsed(q.mode) for q, t in zip(queries, texts, strict=True)]
+        return [Judgment({}, t, scale=self.asked_scale(q)).parsed(q.mode) for q, t in zip(queries, texts, strict=True)]
 
     # ---- export --------------------------------------------------------------------------------------
 

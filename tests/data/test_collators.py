@@ -145,3 +145,20 @@ def test_reasoning_target_is_the_rationale_then_the_verdict(tiny_qwen, decoded_r
     # an official answer already ends with its verdict: it is the whole target, never followed by a second verdict
     official = dataclasses.replace(pair, rationale="Answer 1 is more accurate.\nOverall Judgment: Answer 1 is better.")
     assert collate.answer(official) == official.rationale
+
+
+def test_official_templates_train_on_their_own_scale_and_wording(tiny_qwen, decoded_records):
+    import dataclasses
+
+    from unified_reward.data.schema import PointLabel
+
+    _, processor = tiny_qwen
+    collate = JudgeCollator(processor, load_templates("official"))
+    point = dataclasses.replace(decoded_records[3], label=PointLabel(3.0, 1.0, 5.0))  # image understanding
+    assert collate.answer(point) == "Final Score: 50"  # 3 on 1-5 asked on 0-100
+    assert "From 0 to 100" in "".join(p.get("text", "") for p in collate.parts(point))
+    pair = decoded_records[6]  # video understanding pair
+    assert collate.answer(pair).startswith("Overall Judgment: Answer ")
+    tie = dataclasses.replace(pair, label="tie")
+    with pytest.raises(ValueError, match="labelled 'tie', but the video_understanding_pair template has no such"):
+        collate.answer(tie)

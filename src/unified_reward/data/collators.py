@@ -22,7 +22,13 @@ from PIL import Image
 from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.prompts.parsing import parse_pair, parse_score
-from unified_reward.prompts.templates import DEFAULT_SCALE, JudgeTemplate, render_judge_prompt, score_answer
+from unified_reward.prompts.templates import (
+    DEFAULT_SCALE,
+    JudgeTemplate,
+    render_judge_prompt,
+    rescale,
+    score_answer,
+)
 
 IGNORE_INDEX = -100
 
@@ -200,16 +206,23 @@ class JudgeCollator:
         )
 
     def answer(self, record: PreferenceRecord) -> str:
-        verdict = (
-            self.templates[record.stream].pair_answers[record.label]
-            if record.mode == "pair"
-            else score_answer(record.label.score)
-        )
+        template = self.templates[record.stream]
+        if record.mode == "pair":
+            if record.label not in template.pair_answers:
+                raise ValueError(
+                    f"record {record.id} is labelled {record.label!r}, but the {record.stream} template has no such "
+                    f"answer (it offers {sorted(template.pair_answers)}); add one to the template or leave such "
+                    "records out"
+                )
+            verdict = template.pair_answers[record.label]
+        else:  # on the scale the template asks on (the official image-understanding template: 0-100)
+            scale = record.scale or DEFAULT_SCALE
+            verdict = score_answer(rescale(record.label.score, scale, template.asked_scale(scale)))
         if not (self.train_rationale and record.rationale):
             return verdict
         rationale = record.rationale.strip()
         # an official record's answer is its reasoning with the verdict already in it: train on it as it is
-        stated = parse_pair(rationale).valid if record.mode == "pair" else parse_score(rationale).valid
+        stated = parse_pair(rationale).valid if record.mode == "pair" else parse_score(rationale, record.scale).valid
         return rationale if stated else f"{rationale}\n{verdict}"
 
     def __call__(self, records: list[PreferenceRecord]) -> dict[str, Any] | None:

@@ -1,12 +1,21 @@
 """Convert the official UnifiedReward training release (LLaVA-style JSON) into our shards.
 
-Each official record has `conversations` (a human turn holding the judge instruction, a gpt turn
-holding the judge's answer) and its media: `image` (one path), `images` (a list: 1-2 images, or
-more = pre-extracted video frames, `frames_per_video` per video) or `video` (a path or a list of
-paths), relative to `media_root`. Task and mode are inferred from the media and the answer form
-(`Image 1 is better ...`, `Overall Judgment: Answer 2 ...`, `Final Score: 7`). The record's own
-instruction and answer texts are kept in `meta` (and the answer as `rationale`), so a judge can be
-trained on the release's wording. Every record that cannot be converted is reported with the reason.
+Each official record has `conversations` (a human turn holding the judge instruction, a gpt turn holding the
+judge's answer) and its media, relative to `media_root`:
+- `image`: one path (or a list); `images`: 1-2 images, or more = frames of one video or of two, decided per
+  record (frames from two folders or two name stems are two videos; else a pair verdict means two videos of
+  equal halves, a point record one video);
+- `video`: a video file, or a folder of frames (read in name order, at most `max_frames` spread evenly), or a
+  list of those.
+Task and mode come from the media and the answer form: a pair verdict (`Image 1 is better ...`, `The better
+response: [2]`, `Overall Judgment: Answer 2 ...`), two scores on the answer's first line (LLaVA-bench: `10 9`,
+the first and second response's), `Final Score: X` on the scale the instruction names, or VideoFeedback's
+per-dimension scores with no final score (every dimension kept in `meta["dimensions"]`, the point label by
+`videofeedback_label`: the mean of the five, or one named dimension, on 1-4). Caption-rating records
+(LLaVA-Critic's "rate for this Text Caption") are image understanding: the caption is the rated answer.
+Captions, questions and answers in brackets may span several lines. The record's own instruction and answer
+are kept in `meta` (the answer also as `rationale`). Every record that cannot be converted is reported with
+the reason.
 
     python -m unified_reward.data.convert_official --json train.json --media-root data/ --out shards/train
 """
@@ -21,52 +30,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from unified_reward.data.media import encode_video
-from unified_reward.data.schema import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    EncodedMedia,
-    PointLabel,
-    PreferenceRecord,
-    RecordError,
+from unified_reward.data.official_media import record_media
+from unified_reward.data.official_records import (
+    CAPTION_RATING,
+    QUESTION,
+    TWO_VIDEOS,
+    Unconvertible,
+    dimension_scores,
+    find_answers,
+    find_caption,
+    find_question,
+    point_label,
+    record_turns,
+    two_score_verdict,
+    videofeedback_point_label,
 )
+from unified_reward.data.schema import PreferenceRecord, RecordError
 from unified_reward.data.shards import ShardSetWriter
-from unified_reward.prompts.parsing import parse_pair, parse_score
-
-
-class Unconvertible(ValueError):
-    """A record that cannot be converted; the message is the reason reported to the user."""
-
-
-_CAPTION = [
-    re.compile(r"text\s+caption\s*[:：]\s*\[?(.+?)\]?\s*(?:\n|$)", re.IGNORECASE),
-    re.compile(r"(?:caption|prompt)\s*[:：]\s*\[?(.+?)\]?\s*(?:\n|$)", re.IGNORECASE),
-]
-_QUESTION = re.compile(r"question\s*[:：]\s*\[?(.+?)\]?\s*\n(?=[^\n]*(?:answer|response)\b)", re.IGNORECASE | re.DOTALL)
-_END = r"\s*(?:\n\s*\n|\n\s*please|\n\s*assistant|$)"
-_TWO_ANSWERS = [
-    re.compile(
-        r"(?:answer|response)\s*1\s*[:：]\s*(.+?)\s*\n\s*(?:answer|response)\s*2\s*[:：]\s*(.+?)" + _END,
-        re.IGNORECASE | re.DOTALL,
-    ),
-    re.compile(
-        r"the\s+first\s+response\s*[:：]\s*\[(.+?)\]\s*\n\s*the\s+second\s+response\s*[:：]\s*\[(.+?)\]",
-        re.IGNORECASE | re.DOTALL,
-    ),
-    re.compile(
-        r"the\s+first\s+response\s*[:：]\s*(.+?)\s*\n\s*the\s+second\s+response\s*[:：]\s*(.+?)" + _END,
-        re.IGNORECASE | re.DOTALL,
-    ),
-]
-_ONE_ANSWER = [
-    re.compile(r"(?:answer|response)\s*[:：]\s*\[(.+?)\]", re.IGNORECASE | re.DOTALL),
-    re.compile(r"(?:answer|response)\s*[:：]\s*(.+?)" + _END, re.IGNORECASE | re.DOTALL),
-]
-_SCALE = re.compile(r"(?:from|between|scale\s+of|range\s+of)?\s*\b(0|1)\s*(?:-|–|to)\s*(5|10|100)\b", re.IGNORECASE)
-_MEDIA_TOKEN = re.compile(r"<(?:image|video)>\s*")
+from unified_reward.prompts.parsing import parse_pair, parse_score, parse_two_scores
 
 
 @dataclass
@@ -84,143 +65,52 @@ class ConversionReport:
         return "\n".join(lines)
 
 
-def _turns(record: dict[str, Any]) -> tuple[str, str]:
-    turns = record.get("conversations")
-    if not isinstance(turns, list):
-        raise Unconvertible("no 'conversations' list")
-    human = next((t.get("value") for t in turns if isinstance(t, dict) and t.get("from") == "human"), None)
-    answer = next((t.get("value") for t in turns if isinstance(t, dict) and t.get("from") == "gpt"), None)
-    if not isinstance(human, str) or not isinstance(answer, str):
-        raise Unconvertible("conversations lack a human turn and a gpt turn")
-    return _MEDIA_TOKEN.sub("", human).strip(), answer.strip()
-
-
-def _read(media_root: Path, relative: str) -> bytes:
-    path = media_root / relative
-    if not path.is_file():
-        raise Unconvertible(f"media file not found: {relative}")
-    return path.read_bytes()
-
-
-def _ext(relative: str, allowed: tuple[str, ...]) -> str:
-    ext = relative.rsplit(".", 1)[-1].lower()
-    if ext not in allowed:
-        raise Unconvertible(f"unsupported media extension: {relative}")
-    return ext
-
-
-def _frames_to_video(media_root: Path, paths: list[str], fps: float) -> EncodedMedia:
-    frames = []
-    for relative in paths:
-        try:
-            with Image.open(media_root / relative) as image:
-                frames.append(image.convert("RGB"))
-        except FileNotFoundError as error:
-            raise Unconvertible(f"media file not found: {relative}") from error
-        except Exception as error:  # PIL's damaged-file errors have no common base
-            raise Unconvertible(f"corrupt frame image: {relative} ({error})") from error
-    width, height = frames[0].size
-    width, height = width - width % 2, height - height % 2
-    stack = np.stack(
-        [np.asarray(f.resize((width, height)) if f.size != (width, height) else f)[:height, :width] for f in frames]
-    )
-    return encode_video(np.ascontiguousarray(stack), fps=fps)
-
-
-def _media(record: dict[str, Any], media_root: Path, frames_per_video: int, fps: float) -> list[EncodedMedia]:
-    """The record's media in order, as images or videos."""
-    if "video" in record:
-        videos = record["video"] if isinstance(record["video"], list) else [record["video"]]
-        return [EncodedMedia("video", _ext(v, VIDEO_EXTENSIONS), _read(media_root, v)) for v in videos]
-    images = record.get("images", record.get("image"))
-    if images is None:
-        raise Unconvertible("record has no 'image', 'images' or 'video'")
-    images = images if isinstance(images, list) else [images]
-    if len(images) <= 2:
-        return [EncodedMedia("image", _ext(i, IMAGE_EXTENSIONS), _read(media_root, i)) for i in images]
-    if len(images) % frames_per_video:
-        raise Unconvertible(f"{len(images)} frame images is not a multiple of frames_per_video={frames_per_video}")
-    return [
-        _frames_to_video(media_root, images[start : start + frames_per_video], fps)
-        for start in range(0, len(images), frames_per_video)
-    ]
-
-
-def _caption(instruction: str) -> str:
-    for pattern in _CAPTION:
-        match = pattern.search(instruction)
-        if match and match.group(1).strip():
-            return match.group(1).strip()
-    raise Unconvertible("cannot find the caption in the instruction")
-
-
-def _question(instruction: str) -> str:
-    match = _QUESTION.search(instruction)
-    if not match:
-        raise Unconvertible("cannot find the question in the instruction")
-    return match.group(1).strip()
-
-
-def _answers(instruction: str, count: int) -> list[str]:
-    if count == 2:
-        for pattern in _TWO_ANSWERS:
-            match = pattern.search(instruction)
-            if match:
-                return [match.group(1).strip(), match.group(2).strip()]
-        raise Unconvertible("cannot find the two answers in the instruction")
-    tail = instruction[_QUESTION.search(instruction).end() :]
-    for pattern in _ONE_ANSWER:
-        match = pattern.search(tail)
-        if match:
-            return [match.group(1).strip()]
-    raise Unconvertible("cannot find the answer in the instruction")
-
-
-def _point_label(instruction: str, answer: str, default_scale: tuple[float, float] | None) -> PointLabel:
-    score = parse_score(answer).score
-    if score is None:
-        raise Unconvertible("answer has no 'Final Score: X'")
-    scale = _SCALE.search(instruction)
-    low, high = (float(scale.group(1)), float(scale.group(2))) if scale else (default_scale or (None, None))
-    if low is None:
-        raise Unconvertible("instruction names no score scale (pass --point-scale LOW,HIGH)")
-    try:
-        return PointLabel(score, low, high)
-    except RecordError as error:
-        raise Unconvertible(f"label outside its scale: {error}") from error
-
-
 def convert_record(
     record: dict[str, Any],
     record_id: str,
     media_root: Path,
     *,
     source: str,
-    frames_per_video: int = 8,
     fps: float = 1.0,
+    max_frames: int = 32,
     default_scale: tuple[float, float] | None = None,
+    videofeedback_label: str = "mean",
 ) -> PreferenceRecord:
-    instruction, answer = _turns(record)
-    media = _media(record, media_root, frames_per_video, fps)
-    kind = media[0].kind
-    is_point = parse_score(answer).valid
-    pair = parse_pair(answer)
-    if not is_point and not pair.valid:
+    instruction, answer = record_turns(record)
+    two_scores = parse_two_scores(answer)
+    pair = parse_pair(answer) if two_scores is None else None
+    dimensions = dimension_scores(record, answer)
+    is_point = two_scores is None and (parse_score(answer).valid or bool(dimensions))
+    if not is_point and two_scores is None and not pair.valid:
         raise Unconvertible("answer is neither a pairwise verdict nor 'Final Score: X'")
-    mentions_answers = bool(re.search(r"(?:answer|response)\s*1|the\s+first\s+response", instruction, re.IGNORECASE))
-    understanding = bool(_QUESTION.search(instruction)) and len(media) == 1 and (is_point or mentions_answers)
-    if understanding:
-        task, prompt, context = f"{kind}_understanding", _question(instruction), media[0]
-        candidates = _answers(instruction, 1 if is_point else 2)
+    two_videos = not is_point and bool(TWO_VIDEOS.search(instruction) or re.search(r"video\s*[12]", answer, re.I))
+    media = record_media(record, media_root, fps, max_frames, two_videos)
+    kind = media[0].kind
+    meta: dict[str, Any] = {"instruction": instruction, "official_id": record.get("id")}
+    if CAPTION_RATING.search(instruction) and len(media) == 1 and is_point:  # LLaVA-Critic caption rating
+        task, prompt, context = f"{kind}_understanding", find_question(instruction), media[0]
+        candidates = [find_caption(instruction, {})]
+    elif bool(QUESTION.search(instruction)) and len(media) == 1 and not (is_point and dimensions):
+        task, prompt, context = f"{kind}_understanding", find_question(instruction), media[0]
+        candidates = find_answers(instruction, 1 if is_point else 2)
     else:
-        task, prompt, context, candidates = f"{kind}_generation", _caption(instruction), None, media
+        task, prompt, context, candidates = f"{kind}_generation", find_caption(instruction, record), None, media
     expected = 1 if is_point else 2
     if len(candidates) != expected:
         raise Unconvertible(
             f"{'point' if is_point else 'pair'} judgment for {task} needs {expected} candidates, "
             f"record has {len(candidates)}"
         )
-    label = _point_label(instruction, answer, default_scale) if is_point else pair.verdict
+    if two_scores is not None:
+        label, meta["scores"] = two_score_verdict(two_scores), list(two_scores)
+    elif not is_point:
+        label = pair.verdict
+    elif parse_score(answer).valid:
+        label = point_label(instruction, answer, default_scale)
+    else:
+        label, meta["dimensions"] = videofeedback_point_label(dimensions, videofeedback_label), dimensions
+    if dimensions and "dimensions" not in meta:
+        meta["dimensions"] = dimensions
     try:
         return PreferenceRecord(
             id=record_id,
@@ -232,7 +122,7 @@ def convert_record(
             source=source,
             context=context,
             rationale=answer,
-            meta={"instruction": instruction, "official_id": record.get("id")},
+            meta=meta,
         )
     except RecordError as error:
         raise Unconvertible(f"invalid record: {error}") from error
@@ -254,9 +144,10 @@ def convert_file(
     out: str | Path,
     *,
     source: str | None = None,
-    frames_per_video: int = 8,
     fps: float = 1.0,
+    max_frames: int = 32,
     default_scale: tuple[float, float] | None = None,
+    videofeedback_label: str = "mean",
     shard_size: int = 1000,
 ) -> ConversionReport:
     json_path, media_root = Path(json_path), Path(media_root)
@@ -277,9 +168,10 @@ def convert_file(
                     record_id,
                     media_root,
                     source=source,
-                    frames_per_video=frames_per_video,
                     fps=fps,
+                    max_frames=max_frames,
                     default_scale=default_scale,
+                    videofeedback_label=videofeedback_label,
                 )
             except Unconvertible as error:
                 failures.append({"index": index, "id": record_id, "reason": str(error)})
@@ -300,9 +192,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--media-root", required=True, type=Path, help="folder the media paths are relative to")
     parser.add_argument("--out", required=True, type=Path, help="output shard folder, e.g. shards/train")
     parser.add_argument("--source", default=None, help="dataset name stored in each record (default: file stem)")
-    parser.add_argument("--frames-per-video", type=int, default=8)
     parser.add_argument("--fps", type=float, default=1.0, help="frame rate given to videos made from frame lists")
+    parser.add_argument("--max-frames", type=int, default=32, help="frames kept from a `video` folder of frames")
     parser.add_argument("--point-scale", default=None, help="LOW,HIGH for point records whose text names no scale")
+    parser.add_argument(
+        "--videofeedback-label",
+        default="mean",
+        help="point label of VideoFeedback records (no overall score): 'mean' of the five dimensions, or one "
+        "dimension's name, e.g. 'text-to-video alignment' (all five are kept in meta either way)",
+    )
     parser.add_argument("--shard-size", type=int, default=1000)
     args = parser.parse_args(argv)
     scale = tuple(float(x) for x in args.point_scale.split(",")) if args.point_scale else None
@@ -311,9 +209,10 @@ def main(argv: list[str] | None = None) -> None:
         args.media_root,
         args.out,
         source=args.source,
-        frames_per_video=args.frames_per_video,
         fps=args.fps,
+        max_frames=args.max_frames,
         default_scale=scale,
+        videofeedback_label=args.videofeedback_label,
         shard_size=args.shard_size,
     )
     print(report.summary())

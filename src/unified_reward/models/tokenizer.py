@@ -50,12 +50,18 @@ def chat_template(family: str) -> str:
 
 
 def _corpus() -> list[str]:
+    from unified_reward.data.schema import is_generation, media_kind_of
     from unified_reward.data.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES
     from unified_reward.data.synthetic.world import IMAGE_CAPTIONS, QUESTIONS, VIDEO_CAPTIONS
-    from unified_reward.prompts.templates import DEFAULT_TEMPLATES
+    from unified_reward.prompts.templates import DEFAULT_TEMPLATES, pair_answer_wordings
 
     texts = [t.instruction for t in DEFAULT_TEMPLATES.values()]
-    texts += [a for t in DEFAULT_TEMPLATES.values() for a in t.pair_answers.values()]
+    # every verdict wording, ties included: the understanding templates offer no tie, but the shipped base's
+    # tokenizer was trained on one, and changing the corpus changes the vocabulary (the base must match it)
+    for name in DEFAULT_TEMPLATES:
+        if name.endswith("_pair"):
+            task = name.removesuffix("_pair")
+            texts += pair_answer_wordings(media_kind_of(task) if is_generation(task) else "answer").values()
     texts += [q for qs in QUESTIONS.values() for q in qs] + list(IMAGE_CAPTIONS) + list(VIDEO_CAPTIONS)
     words = list(COLORS) + list(SHAPES) + [s + "s" for s in SHAPES] + list(COUNT_WORDS.values())
     words += list(POSITIONS) + list(MOTIONS) + ["There", "is", "are", "They", "objects", "object", "moving", "shows"]

@@ -27,7 +27,7 @@ from unified_reward.data.collators import JudgeCollator
 from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
-from unified_reward.prompts.templates import load_templates
+from unified_reward.prompts.templates import load_templates, rescale
 from unified_reward.scoring import VERDICTS, Judge, JudgeQuery
 from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
 
@@ -134,29 +134,33 @@ class RewardSFTModule(L.LightningModule):
         with_text = split == "test" and self.hparams.test_generate
         judgments = self.judge.judge(queries, with_text=with_text)
         for record, judgment in zip(records, judgments, strict=True):
-            self._update_one_forward(split, record, judgment.probabilities)
+            if judgment.probabilities:  # empty where the asked scale cannot be read in one pass (0-100)
+                self._update_one_forward(split, record, judgment)
             if judgment.text is not None:
-                self._update_generated(split, record, judgment.parsed(record.mode))
+                self._update_generated(split, record, judgment)
         if batch_idx == 0 and self.hparams.logged_examples:
             count = self.hparams.logged_examples
             self._log_examples(split, records[:count], judgments[:count])
 
-    def _update_one_forward(self, split: str, record: PreferenceRecord, reading: dict) -> None:
+    def _update_one_forward(self, split: str, record: PreferenceRecord, judgment) -> None:
+        reading = judgment.probabilities
         if record.mode == "pair":
             predicted = max(VERDICTS, key=lambda v: reading.get(v, 0.0))
             self._results[split].append(("acc", record.stream, float(predicted == record.label)))
-        else:
-            expected = sum(score * p for score, p in reading.items())
+        else:  # compared on the label's scale (a template may ask on its own)
+            expected = rescale(sum(score * p for score, p in reading.items()), judgment.scale, record.scale)
             self._results[split].append(("point", record.stream, expected, record.label.score))
 
-    def _update_generated(self, split: str, record: PreferenceRecord, answer) -> None:
+    def _update_generated(self, split: str, record: PreferenceRecord, judgment) -> None:
+        answer = judgment.parsed(record.mode)
         self._results[split].append(("invalid", record.stream, float(answer is None)))
         if answer is None:
             return
         if record.mode == "pair":
             self._results[split].append(("gen_acc", record.stream, float(answer == record.label)))
         else:
-            self._results[split].append(("gen_mae", record.stream, abs(answer - record.label.score)))
+            error = abs(rescale(answer, judgment.scale, record.scale) - record.label.score)
+            self._results[split].append(("gen_mae", record.stream, error))
 
     def _gathered(self, split: str) -> list[tuple]:
         """Every rank's results (one collective call, made by every rank alike)."""

@@ -1,10 +1,17 @@
 """Reading a judge's answer text: pairwise verdicts and pointwise scores.
 
-Every parse returns an explicit result; text that is not a clear verdict is *invalid*, never a
-default winner. Accepted forms include the official checkpoints' `Image 1 is better.`,
-`Video 2 is better than Video 1.`, `Overall Judgment: Answer 2 is better than Answer 1.`,
-`Both images are equally good.`, `Final Score: 7.5`, and any of these inside
-`<think>...</think><answer>...</answer>`.
+Every parse returns an explicit result; text that is not a clear verdict is *invalid*, never a default winner,
+and a score outside the scale that was asked for is invalid too. Forms read (README, "Answer forms"):
+
+- sentences naming the winner: `Image 1 is better.`, `Video 2 is better than Video 1.`, `Response B is better
+  than response A`, graded (`Image 1 is slightly better than Image 2`), with markdown emphasis (`**Image 1** is
+  better`), or naming the loser (`Image 2 is worse than Image 1`);
+- LLaVA-Critic's bracketed verdicts: `The better response: [2]`, `The better answer: [first]`, `[[A>B]]`;
+- ties: `Both images are equally good.`, `Two responses are equally good.`, `[[A=B]]`;
+- where the verdict is: the last `<answer>...</answer>` (UnifiedReward-Think); else the first sentence after the
+  last `Overall Judgment:` (as the official reader takes it); else the whole text, where per-aspect ties before
+  one final winner give that winner, and two different winners are a contradiction (invalid);
+- scores: the number after the last `Final Score:` (`Final Score: 85.`, `**Final Score:** 4`, `7.5`).
 """
 
 from __future__ import annotations
@@ -17,17 +24,35 @@ Verdict = Literal["first", "second", "tie"]
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
 _THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.IGNORECASE | re.DOTALL)
-_OVERALL = re.compile(r"overall\s+judg(?:e)?ment\s*[:：]", re.IGNORECASE)
+_OVERALL = re.compile(r"overall\s+judg(?:e)?ment\s*[*_]*\s*[:：]", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?!\d)|\n\s*\n")  # a period not inside a decimal number
+
+_UNIT = r"(?:image|video|answer|response|assistant|output|candidate)"
+_ID = r"([12ab])\b"  # 1/2, or A/B as LLaVA-Critic's and MT-bench-style prompts name them
+_EM = r"[*_]{0,2}"  # markdown emphasis around a name or a whole verdict
+_GRADE = (
+    r"(?:(?:slightly|much|significantly|somewhat|marginally|clearly|far|considerably|overall|a\s+(?:bit|little))\s+)?"
+)
 _WINNER = re.compile(
-    r"\b(?:image|video|answer|response)\s*([12])\s+is\s+(?:the\s+)?(?:better|superior|preferred|best)\b",
+    rf"\b{_UNIT}\s*{_EM}\s*{_ID}\s*{_EM}\s+is\s+(?:the\s+)?{_GRADE}{_EM}(?:better|superior|preferred|best)\b",
     re.IGNORECASE,
 )
+_LOSER = re.compile(
+    rf"\b{_UNIT}\s*{_EM}\s*{_ID}\s*{_EM}\s+is\s+{_GRADE}worse\s+than\s+(?:{_UNIT}\s*)?{_EM}\s*{_ID}", re.IGNORECASE
+)
+_BRACKET = re.compile(
+    rf"\bthe\s+better\s+(?:response|answer|one|image|video|output)\s*(?:is\s*)?[:：]?\s*{_EM}\s*"
+    r"\[\s*(1|2|first|second|a|b)\s*\]",
+    re.IGNORECASE,
+)
+_DOUBLE_BRACKET = re.compile(r"\[\[\s*([ab])\s*(>>|>|=|<<|<)\s*([ab])\s*\]\]", re.IGNORECASE)
 _TIE = re.compile(
-    r"\b(?:both\s+(?:images|videos|answers|responses)\s+are\s+equally\s+(?:good|bad|matched)"
+    r"\b(?:(?:both|two)\s+(?:images|videos|answers|responses|outputs)\s+are\s+equally\s+(?:good|bad|matched)"
     r"|equally\s+good|it'?s\s+a\s+tie|\btie\b)",
     re.IGNORECASE,
 )
-_SCORE = re.compile(r"final\s+score\s*[:：]?\s*\**\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+_SCORE = re.compile(r"final\s+score\s*[*_]*\s*[:：]?\s*[*_]*\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+_FIRST = {"1": "first", "a": "first", "first": "first", "2": "second", "b": "second", "second": "second"}
 
 
 @dataclass(frozen=True)
@@ -41,20 +66,46 @@ class PairJudgment:
 
 @dataclass(frozen=True)
 class PointJudgment:
-    score: float | None  # None: the text holds no score
+    score: float | None  # None: the text holds no score, or one outside the scale asked for
+    out_of_scale: bool = False  # a number was stated, outside the scale (counted as invalid)
 
     @property
     def valid(self) -> bool:
         return self.score is not None
 
 
-def _verdict_region(text: str) -> str:
+def _without_thinking(text: str) -> tuple[str, bool]:
+    """The text where the verdict is to be read, and whether it is one decisive place (answer block, first
+    sentence after Overall Judgment) rather than the whole text."""
     answers = _ANSWER_BLOCK.findall(text)
     if answers:
-        return answers[-1]
+        return answers[-1], True
     text = _THINK_BLOCK.sub(" ", text)
     overall = list(_OVERALL.finditer(text))
-    return text[overall[-1].end() :] if overall else text
+    if not overall:
+        return text, False
+    after = text[overall[-1].end() :].lstrip(" \t\n*_")
+    end = _SENTENCE_END.search(after)
+    return (after[: end.start()] if end else after), True
+
+
+def _mentions(region: str) -> list[tuple[int, Verdict]]:
+    """Every verdict stated in `region`, with where it is stated."""
+    found: list[tuple[int, Verdict]] = []
+    found += [(m.start(), _FIRST[m.group(1).lower()]) for m in _WINNER.finditer(region)]
+    found += [
+        (m.start(), "second" if _FIRST[m.group(1).lower()] == "first" else "first") for m in _LOSER.finditer(region)
+    ]
+    found += [(m.start(), _FIRST[m.group(1).lower()]) for m in _BRACKET.finditer(region)]
+    for m in _DOUBLE_BRACKET.finditer(region):
+        left, relation, right = m.group(1).lower(), m.group(2), m.group(3).lower()
+        if relation == "=" or left == right:
+            found.append((m.start(), "tie"))
+        else:
+            better = left if relation.startswith(">") else right
+            found.append((m.start(), _FIRST[better]))
+    found += [(m.start(), "tie") for m in _TIE.finditer(region)]
+    return sorted(found)
 
 
 def verdict_start(text: str) -> int | None:
@@ -68,16 +119,37 @@ def verdict_start(text: str) -> int | None:
 
 
 def parse_pair(text: str) -> PairJudgment:
-    """The verdict of a pairwise answer; conflicting verdicts (e.g. both `Image 1 is better` and
-    `Image 2 is better` outside an Overall Judgment) are invalid."""
-    region = _verdict_region(text)
-    found: set[Verdict] = {"first" if m.group(1) == "1" else "second" for m in _WINNER.finditer(region)}
-    if _TIE.search(region):
-        found.add("tie")
-    return PairJudgment(found.pop() if len(found) == 1 else None)
+    """The verdict of a pairwise answer (module docstring for the forms and where they are read)."""
+    region, _ = _without_thinking(text)
+    mentions = _mentions(region)
+    verdicts = {verdict for _, verdict in mentions}
+    if len(verdicts) == 1:
+        return PairJudgment(verdicts.pop())
+    winners = verdicts - {"tie"}
+    if len(winners) == 1 and mentions[-1][1] != "tie":  # ties on some aspects, then one final winner
+        return PairJudgment(winners.pop())
+    return PairJudgment(None)
 
 
-def parse_score(text: str) -> PointJudgment:
-    """The number after the last `Final Score:`, decimals kept."""
-    matches = _SCORE.findall(_verdict_region(text)) or _SCORE.findall(text)
-    return PointJudgment(float(matches[-1]) if matches else None)
+def parse_score(text: str, scale: tuple[float, float] | None = None) -> PointJudgment:
+    """The number after the last `Final Score:`, decimals kept; invalid when it lies outside `scale` (low, high),
+    the scale the judge was asked to answer on."""
+    region, _ = _without_thinking(text)
+    matches = _SCORE.findall(region) or _SCORE.findall(text)
+    if not matches:
+        return PointJudgment(None)
+    score = float(matches[-1])
+    if scale is not None and not scale[0] <= score <= scale[1]:
+        return PointJudgment(None, out_of_scale=True)
+    return PointJudgment(score)
+
+
+_TWO_SCORES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[ ,/]\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def parse_two_scores(text: str) -> tuple[float, float] | None:
+    """The two scores on the first line of a LLaVA-bench-style pairwise answer (`10 9\\nAssistant 1 ...`: the
+    first and second response's scores), or None."""
+    first_line = text.strip().split("\n", 1)[0]
+    match = _TWO_SCORES.match(first_line)
+    return (float(match.group(1)), float(match.group(2))) if match else None

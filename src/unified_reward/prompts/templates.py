@@ -5,7 +5,11 @@ A template's `instruction` holds `{prompt}`, `{answer1}`/`{answer2}` (understand
 videos go. Pair answers are the sentences the official checkpoints emit (`Image 1 is better.`,
 `Answer 2 is better.`, `Both videos are equally good.`); point answers end in `Final Score: X`.
 Replace the wording for a checkpoint trained on other templates with `load_templates(path)` (a JSON
-or YAML file mapping `<task>_<mode>` to `{instruction, pair_answers}`).
+or YAML file mapping `<task>_<mode>` to `{instruction, pair_answers, scale}`); `load_templates("official")` is the
+official checkpoints' own prompts (UnifiedReward's `inference_qwen` scripts) with their answer wordings and
+scales (image generation 1-5, image understanding 0-100, video generation 1-10, video understanding 1-5).
+A template with a `scale` asks on that scale whatever scale a record's label is on (labels are rescaled).
+Pair answers offer a tie only where the prompt allows one.
 """
 
 from __future__ import annotations
@@ -23,10 +27,19 @@ SCORE_PREFIX = "Final Score: "
 DEFAULT_SCALE = (1.0, 5.0)  # the point scale asked for when a record or query names none
 
 
+OFFICIAL = "official"
+OFFICIAL_TEMPLATES_FILE = Path(__file__).with_name("official_templates.json")
+
+
 @dataclass(frozen=True)
 class JudgeTemplate:
     instruction: str
     pair_answers: dict[str, str] = field(default_factory=dict)  # verdict -> answer text (pair mode)
+    scale: tuple[float, float] | None = None  # a point template that names its scale in its text asks on it
+
+    def asked_scale(self, requested: tuple[float, float] | None) -> tuple[float, float]:
+        """The scale a point question is asked on: the template's own, else the one requested."""
+        return self.scale or requested or DEFAULT_SCALE
 
     def render(
         self,
@@ -63,9 +76,21 @@ def render_judge_prompt(
     scale: tuple[float, float],
 ) -> list[dict[str, Any]]:
     """The chat parts that ask the judge about one (task, mode) item: used for training and judging alike."""
-    return templates[stream_name(task, mode)].render(
-        prompt, context=context, candidates=candidates, media_kind=media_kind_of(task), scale=scale
+    template = templates[stream_name(task, mode)]
+    return template.render(
+        prompt,
+        context=context,
+        candidates=candidates,
+        media_kind=media_kind_of(task),
+        scale=template.asked_scale(scale),
     )
+
+
+def rescale(value: float, source: tuple[float, float], target: tuple[float, float]) -> float:
+    """`value` on the `source` scale, mapped linearly onto `target` (a label on 1-5 asked on 0-100, ...)."""
+    if tuple(source) == tuple(target):
+        return value
+    return target[0] + (value - source[0]) * (target[1] - target[0]) / (source[1] - source[0])
 
 
 def _number(value: float) -> str:
@@ -77,7 +102,8 @@ def score_answer(score: float) -> str:
     return SCORE_PREFIX + (str(int(score)) if float(score).is_integer() else f"{round(score, 2):g}")
 
 
-def _pair_answers(unit: str) -> dict[str, str]:
+def pair_answer_wordings(unit: str) -> dict[str, str]:
+    """Our verdict sentences for `unit` (image, video, answer), the tie included."""
     return {
         "first": f"{unit.title()} 1 is better.",
         "second": f"{unit.title()} 2 is better.",
@@ -118,10 +144,10 @@ def _default_template(task: str, mode: str) -> JudgeTemplate:
     }
     if is_generation(task):
         text = (_GENERATION_PAIR if mode == "pair" else _GENERATION_POINT).format(**fill)
-        answers = _pair_answers(kind) if mode == "pair" else {}
-    else:
+        answers = pair_answer_wordings(kind) if mode == "pair" else {}
+    else:  # the understanding prompts ask for one of two answers: no tie (the official data has none)
         text = (_UNDERSTANDING_PAIR if mode == "pair" else _UNDERSTANDING_POINT).format(**fill)
-        answers = _pair_answers("answer") if mode == "pair" else {}
+        answers = {k: v for k, v in pair_answer_wordings("answer").items() if k != "tie"} if mode == "pair" else {}
     return JudgeTemplate(text, answers)
 
 
@@ -131,11 +157,12 @@ DEFAULT_TEMPLATES: dict[str, JudgeTemplate] = {
 
 
 def load_templates(path: str | Path | None) -> dict[str, JudgeTemplate]:
-    """The default templates, with those named in `path` (JSON or YAML) replaced."""
+    """The default templates, with those named in `path` (JSON or YAML) replaced; `"official"` for the official
+    checkpoints' own."""
     templates = dict(DEFAULT_TEMPLATES)
     if path is None:
         return templates
-    path = Path(path)
+    path = OFFICIAL_TEMPLATES_FILE if str(path) == OFFICIAL else Path(path)
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         import yaml
@@ -151,12 +178,19 @@ def load_templates(path: str | Path | None) -> dict[str, JudgeTemplate]:
         answers = entry.get("pair_answers", templates[name].pair_answers)
         if name.endswith("_pair") and set(answers) - {"first", "second", "tie"}:
             raise ValueError(f"{path}: pair_answers of {name!r} must map first/second/tie to answer texts")
-        templates[name] = JudgeTemplate(entry["instruction"], dict(answers))
+        scale = entry.get("scale")
+        if scale is not None and (len(scale) != 2 or not scale[0] < scale[1]):
+            raise ValueError(f"{path}: scale of {name!r} must be [low, high] with low < high, got {scale}")
+        templates[name] = JudgeTemplate(entry["instruction"], dict(answers), tuple(scale) if scale else None)
     return templates
 
 
 def save_templates(templates: dict[str, JudgeTemplate], path: str | Path) -> None:
-    payload = {name: {"instruction": t.instruction, "pair_answers": t.pair_answers} for name, t in templates.items()}
+    payload = {
+        name: {"instruction": t.instruction, "pair_answers": t.pair_answers}
+        | ({"scale": list(t.scale)} if t.scale else {})
+        for name, t in templates.items()
+    }
     Path(path).write_text(json.dumps(payload, indent=2))
 
 
