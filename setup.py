@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "numpy>=1.26",
     "scipy>=1.11",
     "pillow>=10",
+    "pandas>=2",  # benchmark readers (parquet, csv)
+    "pyarrow>=14",
 ]
 
 DEV_REQUIRES = [

@@ -1,0 +1,128 @@
+"""Evaluate a judge on a reward-model benchmark, as the benchmark's authors define its numbers.
+
+python src/evaluate.py benchmark=synthetic judge=logs/reward_joint/runs/<time>/judge
+python src/evaluate.py benchmark=vl_rewardbench benchmark.root=<local copy> judge=CodeGoat24/UnifiedReward-qwen-7b \
+    judge_family=qwen2_5_vl protocol.read=text
+python src/evaluate.py benchmark=genai_bench_image benchmark.root=<local copy> judge=<export> protocol.order=both
+
+Writes to its run folder: predictions-r*.jsonl (appended while judging; `output=<that folder>` resumes a killed
+run), results.json, results.md, tensorboard/ and status.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without `pip install -e .`
+
+log = logging.getLogger("evaluate")
+
+
+def load_reader(cfg: DictConfig, protocol):
+    """The judge that reads each presentation: the oracle, a judge export, or an official checkpoint (which
+    has no judge.json: it is asked with the official templates unless `templates` says otherwise)."""
+    from unified_reward.benchmarks.harness import LearnedJudgeReader
+    from unified_reward.prompts.templates import load_templates
+    from unified_reward.scoring import Judge
+
+    if cfg.judge == "oracle":
+        if cfg.benchmark.name != "synthetic":
+            from unified_reward.errors import UserError
+
+            raise UserError("judge=oracle reads the synthetic world's pixels: it judges benchmark=synthetic only")
+        from unified_reward.benchmarks.oracle import OracleReader
+
+        return OracleReader()
+    if (Path(cfg.judge).expanduser() / "judge.json").is_file():
+        judge = Judge.from_pretrained(cfg.judge, dtype=cfg.dtype, batch_size=cfg.batch_size)
+        if cfg.templates:
+            judge.templates = load_templates(cfg.templates)
+    else:
+        from unified_reward.models.builders import build_processor, build_vlm
+
+        processor = build_processor(cfg.judge_family, cfg.judge)
+        model = build_vlm(cfg.judge_family, processor, pretrained=cfg.judge, dtype=cfg.dtype).eval()
+        judge = Judge(model, processor, load_templates(cfg.templates or "official"), batch_size=cfg.batch_size)
+    return LearnedJudgeReader(judge, protocol)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from unified_reward.benchmarks.harness import (
+        BenchmarkPrediction,
+        PredictionFile,
+        Protocol,
+        done_ids,
+        protocol_facts,
+        read_predictions,
+    )
+    from unified_reward.benchmarks.report import markdown_table, summarize
+    from unified_reward.callbacks.progress_bar import terminal_progress_bar
+    from unified_reward.callbacks.progress_log import ProgressLog
+
+    L.seed_everything(cfg.protocol.seed, workers=True)
+    protocol = Protocol(**OmegaConf.to_container(cfg.protocol, resolve=True))
+    output = Path(cfg.output)
+    items, read_skipped = hydra.utils.instantiate(cfg.benchmark.reader)
+    done = done_ids(output)
+    todo = [item for item in items if item.id not in done]
+    log.info(
+        "%s: %d items (%d skipped when read), %d judged before, %d to judge",
+        cfg.benchmark.name,
+        len(items),
+        len(read_skipped),
+        len(items) - len(todo),
+        len(todo),
+    )
+    module = BenchmarkPrediction(load_reader(cfg, protocol), protocol, strict=cfg.strict)
+    bar = terminal_progress_bar()
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=[PredictionFile(output), ProgressLog(), *([bar] if bar else [])],
+        logger=False,
+        enable_progress_bar=bar is not None,
+    )
+    if todo:
+        loader = DataLoader(todo, batch_size=cfg.batch_size, collate_fn=list)
+        trainer.predict(module, dataloaders=loader, return_predictions=False)
+    trainer.strategy.barrier()
+    if not trainer.is_global_zero:
+        return {}
+    results = summarize(
+        cfg.benchmark.name,
+        read_predictions(output),
+        read_skipped,
+        resamples=cfg.bootstrap_resamples,
+        seed=cfg.protocol.seed,
+    )
+    facts = protocol_facts(protocol) | {"judge": cfg.judge, "templates": cfg.templates}
+    (output / "results.json").write_text(json.dumps(results | {"protocol": facts}, indent=2))
+    (output / "results.md").write_text(markdown_table(results, facts))
+    with SummaryWriter(str(output / "tensorboard")) as writer:
+        for name, value in {**results["metrics"], **results["checks"]}.items():
+            writer.add_scalar(f"{cfg.benchmark.name}/{name}", value, 0)
+    print("\n" + markdown_table(results, facts))
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate.yaml")
+def main(cfg: DictConfig) -> None:
+    from unified_reward.quiet import silence_known_noise
+    from unified_reward.runs import run_status
+
+    silence_known_noise()
+    with run_status(cfg.output):
+        evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

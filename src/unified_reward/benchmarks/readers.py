@@ -1,0 +1,231 @@
+"""Readers of the benchmarks' released files (a local copy: nothing is downloaded), each returning its items in
+the benchmark's own order and the items it had to skip, with the reason.
+
+Layouts (README, "Evaluating judges on reward-model benchmarks"):
+- VL-RewardBench: `data/test-*.parquet` (HF `MMInstruction/VL-RewardBench`: id, query, response[2], image
+  {bytes}, human_ranking [0, 1] = the first response preferred), or UnifiedReward's `data.json` + `images/`.
+- GenAI-Bench: `<config>/<split>-*.parquet` (HF `TIGER-Lab/GenAI-Bench`, configs image_generation /
+  video_generation; prompt, left_*/right_*, vote_type leftvote / rightvote / tievote / bothbad_vote); videos
+  are URLs in the release, read from `video_dir/<file name of the URL>`.
+- VideoGen-RewardBench: `videogen-rewardbench.csv` (path_A, path_B, prompt, VQ, MQ, TA, Overall in A / B /
+  same) with the unzipped `videos/` beside it.
+- Multimodal RewardBench: `data/all_data.json` (a JSON array: ID, Text, Image (relative to data/), Output1,
+  Output2, Better, Category).
+- synthetic: the synthetic world's test split (pair records), through the same harness.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from unified_reward.benchmarks.items import BenchmarkItem, ItemError, MediaRef, Skipped
+from unified_reward.errors import UserError
+
+Read = tuple[list[BenchmarkItem], list[Skipped]]
+
+
+def _each(rows: list[dict[str, Any]], make: Callable[[dict[str, Any], int], BenchmarkItem], name: str) -> Read:
+    """Items from rows; a row with a missing or malformed field is skipped with the field named."""
+    items, skipped = [], []
+    for index, row in enumerate(rows):
+        row_id = str(row.get("id", row.get("ID", index)))
+        try:
+            items.append(make(row, index))
+        except ItemError as error:
+            skipped.append(Skipped(row_id, error.reason, str(error)))
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            skipped.append(Skipped(row_id, "malformed_field", f"{name} row {index}: {type(error).__name__}: {error}"))
+    return items, skipped
+
+
+def _parquet_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    return [row for path in paths for row in pd.read_parquet(path).to_dict("records")]
+
+
+def _need(paths: list[Path], what: str, root: Path) -> list[Path]:
+    if not paths:
+        raise UserError(
+            f'benchmark.root={root}: no {what} found (the README\'s "Evaluating judges" section gives each layout)'
+        )
+    return paths
+
+
+def _embedded(value: Any, kind: str) -> MediaRef:
+    """A parquet image column: a struct with `bytes` (as datasets writes images)."""
+    if not isinstance(value, dict) or not value.get("bytes"):
+        raise ItemError("missing_media", f"no embedded {kind} bytes")
+    ext = Path(value.get("path") or "").suffix.lstrip(".").lower() or None
+    return MediaRef(kind, data=value["bytes"], ext=ext)
+
+
+# ---- VL-RewardBench ----------------------------------------------------------------------------------
+
+VL_GROUPS = {  # its cal.py: id prefix -> source -> group
+    "RLAIF": "hallucination",
+    "RLHF": "hallucination",
+    "hallucination": "hallucination",  # POVID (cal.py's "fix povid bug")
+    "mathverse": "reasoning",
+    "mmmu": "reasoning",
+    "wildvision": "general",
+}
+
+
+def vl_rewardbench_group(item_id: str) -> str:
+    """The official group of an item, from its id's prefix (before the first `_` or `-`); other prefixes are
+    VLFeedback, a general source."""
+    return VL_GROUPS.get(re.split(r"[_-]", item_id, maxsplit=1)[0], "general")
+
+
+def read_vl_rewardbench(root: str | Path) -> Read:
+    root = Path(root)
+    parquet = sorted((root / "data").glob("test-*.parquet"))
+    if parquet:
+        rows, image = _parquet_rows(parquet), lambda row: _embedded(row["image"], "image")
+    else:
+        data = _need([p for p in [root / "data.json"] if p.is_file()], "data/test-*.parquet or data.json", root)
+        rows, image = json.loads(data[0].read_text()), lambda row: MediaRef("image", path=str(root / row["image"]))
+
+    def make(row: dict[str, Any], _: int) -> BenchmarkItem:
+        ranking = [int(r) for r in row["human_ranking"]]
+        if sorted(ranking) != [0, 1] or len(row["response"]) != 2:
+            raise ItemError("malformed_field", f"human_ranking {ranking} / {len(row['response'])} responses")
+        truth = "first" if ranking[0] == 0 else "second"
+        item_id = str(row["id"])
+        return BenchmarkItem(
+            item_id,
+            "image_understanding",
+            str(row["query"]),
+            (str(row["response"][0]), str(row["response"][1])),
+            truth,
+            context=image(row),
+            group=vl_rewardbench_group(item_id),
+        )
+
+    return _each(rows, make, "VL-RewardBench")
+
+
+# ---- GenAI-Bench ---------------------------------------------------------------------------------------
+
+GENAI_VOTES = {"leftvote": "first", "rightvote": "second", "tievote": "tie", "bothbad_vote": "both_bad"}
+
+
+def read_genai_bench(root: str | Path, config: str, split: str = "test_v1", video_dir: str | None = None) -> Read:
+    root = Path(root)
+    folder = root / config
+    paths = _need(sorted(folder.glob(f"**/{split}-*.parquet")), f"{config}/{split}-*.parquet", root)
+    video = config == "video_generation"
+    videos = Path(video_dir) if video_dir else folder / "videos"
+
+    def media(value: Any) -> MediaRef:
+        if not video:
+            return _embedded(value, "image")
+        name = str(value).rstrip("/").rsplit("/", 1)[-1]  # a URL in the release: read the local copy
+        return MediaRef("video", path=str(videos / name))
+
+    def make(row: dict[str, Any], index: int) -> BenchmarkItem:
+        if row["vote_type"] not in GENAI_VOTES:
+            raise ItemError("malformed_field", f"vote_type {row['vote_type']!r}")
+        side = "video" if video else "image"
+        return BenchmarkItem(
+            str(row.get("id", f"{config}-{index}")),
+            config,
+            str(row["prompt"]),
+            (media(row[f"left_{side}"]), media(row[f"right_{side}"])),
+            GENAI_VOTES[row["vote_type"]],
+            group=row["vote_type"],
+        )
+
+    return _each(_parquet_rows(paths), make, f"GenAI-Bench {config}")
+
+
+# ---- VideoGen-RewardBench ------------------------------------------------------------------------------
+
+VIDEOGEN_LABELS = {"A": "first", "B": "second", "same": "tie"}
+
+
+def read_videogen_rewardbench(root: str | Path) -> Read:
+    import pandas as pd
+
+    root = Path(root)
+    path = _need([p for p in [root / "videogen-rewardbench.csv"] if p.is_file()], "videogen-rewardbench.csv", root)
+    rows = pd.read_csv(path[0]).to_dict("records")
+
+    def make(row: dict[str, Any], index: int) -> BenchmarkItem:
+        labels = {k: VIDEOGEN_LABELS[row[k]] for k in ("VQ", "MQ", "TA", "Overall")}
+        return BenchmarkItem(
+            f"videogen-{index}",
+            "video_generation",
+            str(row["prompt"]),
+            (MediaRef("video", path=str(root / row["path_A"])), MediaRef("video", path=str(root / row["path_B"]))),
+            labels["Overall"],
+            group=f"{row.get('A_model', '?')} vs {row.get('B_model', '?')}",
+            labels=labels,
+        )
+
+    return _each(rows, make, "VideoGen-RewardBench")
+
+
+# ---- Multimodal RewardBench ----------------------------------------------------------------------------
+
+
+def multimodal_rewardbench_category(category: str, item_id: str) -> str:
+    """Its 2_get_accuracy.py: safety and reasoning are split by the id's prefix."""
+    if category == "safety":
+        return "safety/bias" if item_id.lower().startswith("pairs") else "safety/toxicity"
+    if category == "reasoning":
+        return "reasoning/math" if item_id.lower().startswith("math") else "reasoning/coding"
+    return category
+
+
+def read_multimodal_rewardbench(root: str | Path) -> Read:
+    root = Path(root)
+    candidates = [root / "data" / name for name in ("all_data.json", "all_data_release.json")]
+    path = _need([p for p in candidates if p.is_file()], "data/all_data.json", root)[0]
+
+    def make(row: dict[str, Any], _: int) -> BenchmarkItem:
+        if row["Better"] not in ("Output1", "Output2"):
+            raise ItemError("malformed_field", f"Better {row['Better']!r}")
+        item_id = str(row["ID"])
+        return BenchmarkItem(
+            item_id,
+            "image_understanding",
+            str(row["Text"]),
+            (str(row["Output1"]), str(row["Output2"])),
+            "first" if row["Better"] == "Output1" else "second",
+            context=MediaRef("image", path=str(path.parent / row["Image"])),
+            group=multimodal_rewardbench_category(str(row["Category"]), item_id),
+        )
+
+    return _each(json.loads(path.read_text()), make, "Multimodal RewardBench")
+
+
+# ---- the synthetic world ---------------------------------------------------------------------------------
+
+
+def read_synthetic(source, split: str = "test") -> Read:
+    """The pair records of a shard source's split (`data.source`: the synthetic world, built if needed), media
+    kept as stored."""
+    from unified_reward.data.reading import ShardStream
+
+    source.prepare()
+    items: list[BenchmarkItem] = []
+    for stream, urls in sorted(source.streams(split).items()):
+        if not stream.endswith("_pair"):
+            continue
+        for record in ShardStream(urls, name=stream, sampling=None):
+            candidates = tuple(c if isinstance(c, str) else _stored(c) for c in record.candidates)
+            context = _stored(record.context) if record.context is not None else None
+            items.append(
+                BenchmarkItem(record.id, record.task, record.prompt, candidates, record.label, context, stream)
+            )
+    return items, []
+
+
+def _stored(media) -> MediaRef:
+    return MediaRef(media.kind, data=media.data, ext=media.ext)

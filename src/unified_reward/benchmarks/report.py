@@ -1,0 +1,139 @@
+"""A benchmark's results from its predictions: the numbers its authors define, the checks none of them report
+(swap consistency, position bias, invalid rate), a bootstrap 95% interval for every accuracy, and every skipped
+item with its reason."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from unified_reward.benchmarks import metrics as M
+from unified_reward.benchmarks.items import Skipped
+
+SHOWN_TRUTH = {False: {"first": "first", "second": "second"}, True: {"first": "second", "second": "first"}}
+
+
+def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Callable[[Sequence[int]], float]]:
+    """name -> metric over the given item indices (so that each can be bootstrapped)."""
+    verdict = [r["verdict"] for r in rows]
+    truth = [r["truth"] for r in rows]
+    group = [r["group"] for r in rows]
+    margin = [r["margin"] if r["margin"] is not None else math.nan for r in rows]
+
+    def on(fn, *columns):
+        return lambda idx: fn(*[[column[i] for i in idx] for column in columns])
+
+    found: dict[str, Callable] = {"accuracy": on(M.accuracy, verdict, truth)}
+    if benchmark == "vl_rewardbench":
+        for name in ("general", "hallucination", "reasoning"):
+            found[f"accuracy/{name}"] = on(
+                lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), verdict, truth, group
+            )
+        found["macro_accuracy"] = on(M.macro_accuracy, verdict, truth, group)
+        found["accuracy_valid_only"] = on(lambda v, t: M.accuracy(*_valid(v, t)), verdict, truth)  # its cal.py
+    elif benchmark.startswith("genai_bench"):
+        found = {
+            "accuracy_with_ties": on(M.accuracy_with_ties, verdict, truth),
+            "accuracy_without_ties": on(M.accuracy_without_ties, verdict, truth),
+            "accuracy_4way": on(M.genai_four_way_accuracy, verdict, truth),
+        }
+    elif benchmark == "videogen_rewardbench":
+        found = {}
+        for label in ("Overall", "VQ", "MQ", "TA"):
+            labels = [r["labels"].get(label, r["truth"]) for r in rows]
+            found[f"{label}/accuracy_with_ties"] = on(lambda m, t: M.tie_calibrated_accuracy(m, t)[0], margin, labels)
+            found[f"{label}/accuracy_without_ties"] = on(M.accuracy_without_ties_from_margins, margin, labels)
+    elif benchmark == "multimodal_rewardbench":
+        for name in sorted(set(group)):
+            found[f"accuracy/{name}"] = on(
+                lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), verdict, truth, group
+            )
+        found["accuracy_official"] = on(lambda v, t: M.accuracy(M.random_guess_for_invalid(v), t), verdict, truth)
+    elif benchmark == "synthetic":
+        for name in sorted(set(group)):
+            found[f"accuracy/{name}"] = on(
+                lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), verdict, truth, group
+            )
+        found["accuracy/mean"] = on(lambda v, t, g: _mean_over_groups(v, t, g), verdict, truth, group)
+    return found
+
+
+def _where(verdicts, truths, groups, name):
+    kept = [(v, t) for v, t, g in zip(verdicts, truths, groups, strict=True) if g == name]
+    return [v for v, _ in kept], [t for _, t in kept]
+
+
+def _valid(verdicts, truths):
+    kept = [(v, t) for v, t in zip(verdicts, truths, strict=True) if v is not None]
+    return [v for v, _ in kept], [t for _, t in kept]
+
+
+def _mean_over_groups(verdicts, truths, groups) -> float:
+    values = [M.accuracy(*_where(verdicts, truths, groups, g)) for g in sorted(set(groups))]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _checks(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Invalid answers, position bias over every presentation, and swap consistency where items were shown
+    both ways."""
+    shown = [
+        (p["shown_verdict"], SHOWN_TRUTH[p["swapped"]].get(r["truth"], "tie")) for r in rows for p in r["presentations"]
+    ]
+    checks = {
+        "invalid_rate": M.invalid_rate([v for v, _ in shown]),
+        "position_bias": M.position_bias([v for v, _ in shown], [t for _, t in shown]),
+    }
+    pairs = [
+        (
+            next(p["verdict"] for p in r["presentations"] if not p["swapped"]),
+            next(p["verdict"] for p in r["presentations"] if p["swapped"]),
+        )
+        for r in rows
+        if {p["swapped"] for p in r["presentations"]} == {False, True}
+    ]
+    if pairs:
+        checks["swap_consistency"] = M.swap_consistency([a for a, _ in pairs], [b for _, b in pairs])
+    return checks
+
+
+def summarize(
+    benchmark: str, rows: list[dict[str, Any]], read_skipped: list[Skipped], *, resamples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    judged = [r for r in rows if "skipped" not in r]
+    skipped = [{"id": s.id, "reason": s.reason, "detail": s.detail} for s in read_skipped]
+    skipped += [{"id": r["id"], "reason": r["skipped"], "detail": r.get("detail", "")} for r in rows if "skipped" in r]
+    values, intervals = {}, {}
+    for name, metric in _per_benchmark(benchmark, judged).items():
+        everything = list(range(len(judged)))
+        values[name] = metric(everything)
+        intervals[name] = M.bootstrap_interval(metric, len(judged), resamples=resamples, seed=seed)
+    return {
+        "benchmark": benchmark,
+        "items": len(judged) + len(skipped),
+        "judged": len(judged),
+        "skipped": dict(Counter(s["reason"] for s in skipped)),
+        "metrics": values,
+        "intervals_95": intervals,
+        "checks": _checks(judged),
+        "skipped_items": skipped,
+    }
+
+
+def markdown_table(results: dict[str, Any], protocol: dict[str, Any]) -> str:
+    lines = [
+        f"# {results['benchmark']}: {results['judged']} items judged, {results['items'] - results['judged']} skipped "
+        f"{results['skipped'] or ''}",
+        "",
+        "protocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items()),
+        "",
+        "| metric | value | 95% interval |",
+        "|---|---|---|",
+    ]
+    for name, value in results["metrics"].items():
+        low, high = results["intervals_95"][name]
+        lines.append(f"| {name} | {value:.4f} | {low:.4f} - {high:.4f} |")
+    for name, value in results["checks"].items():
+        lines.append(f"| {name} | {value:.4f} | |")
+    return "\n".join(lines) + "\n"

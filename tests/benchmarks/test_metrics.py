@@ -1,0 +1,105 @@
+"""Each metric against a hand-computed value on a small table of predictions, and the tie-calibrated accuracy
+against the VideoAlign authors' streaming algorithm written out here."""
+
+import math
+
+import numpy as np
+import pytest
+
+from unified_reward.benchmarks import metrics as M
+
+# 8 GenAI-Bench items: truth, prediction (None: an unparseable answer)
+TRUTH = ["first", "second", "tie", "both_bad", "first", "second", "tie", "both_bad"]
+PRED = ["first", "first", "tie", "tie", None, "second", "first", "second"]
+
+
+def test_genai_bench_accuracies_by_hand():
+    # with ties (tau): ties and both-bad are "tie": right at 0 (first), 2 (tie), 3 (tie), 5 (second) -> 4/8
+    assert M.accuracy_with_ties(PRED, TRUTH) == 4 / 8
+    # without ties (diff): items 0, 1, 4, 5 -> right at 0 and 5 -> 2/4 (the invalid one counts as wrong)
+    assert M.accuracy_without_ties(PRED, TRUTH) == 2 / 4
+    # 4-way (its inference.py): a predicted tie is right for tie and both-bad votes: 0, 2, 3, 5 -> 4/8
+    assert M.genai_four_way_accuracy(PRED, TRUTH) == 4 / 8
+    assert M.accuracy(PRED, TRUTH) == 3 / 8  # plain agreement: both_bad is never predicted
+    assert M.invalid_rate(PRED) == 1 / 8
+
+
+def test_groups_and_macro_by_hand():
+    groups = ["a", "a", "a", "b", "b", "c", "c", "c"]
+    truth = ["first"] * 8
+    pred = ["first", "second", "first", "first", "first", "second", "second", None]
+    assert M.grouped_accuracy(pred, truth, groups) == {"a": 2 / 3, "b": 1.0, "c": 0.0}
+    assert M.macro_accuracy(pred, truth, groups) == pytest.approx((2 / 3 + 1 + 0) / 3)
+
+
+def test_swap_consistency_and_position_bias_by_hand():
+    # verdicts in the original order, and those of the swapped showing mapped back
+    assert M.swap_consistency(["first", "second", "tie", None], ["first", "first", "tie", None]) == 2 / 4
+    # shown order: the judge says "first" 3 of 4 times, the truth is first 1 of 4 times -> bias 0.5
+    assert M.position_bias(["first", "first", "first", "second"], ["first", "second", "second", "second"]) == 0.5
+
+
+def _official_tie_calibrated(h, m):
+    """VideoAlign's calc_accuracy_with_ties (Ties Matter, Algorithm 1), transcribed from its calc_accuracy.py."""
+
+    def classify(hi, mi, epsilon, strict):
+        tied = abs(mi) < epsilon if strict else abs(mi) <= epsilon
+        if hi == 0 and tied:
+            return "Thm"
+        if hi == 0:
+            return "Th"
+        if tied:
+            return "Tm"
+        return "C" if hi * mi > 0 else "D"
+
+    stat = {"C": 0, "D": 0, "Th": 0, "Tm": 0, "Thm": 0}
+    for hi, mi in zip(h, m, strict=True):
+        stat[classify(hi, mi, -1, False)] += 1
+    best, epsilon = float("-inf"), -1
+    for hi, mi in sorted(zip(h, m, strict=True), key=lambda x: abs(x[1])):
+        stat[classify(hi, mi, epsilon, True)] -= 1
+        epsilon = abs(mi)
+        stat[classify(hi, mi, epsilon, False)] += 1
+        best = max(best, (stat["C"] + stat["Thm"]) / sum(stat.values()))
+    return best
+
+
+def test_tie_calibrated_accuracy_by_hand():
+    # margins for A; truths: A, B, tie, tie, A
+    margins = [0.9, -0.5, 0.05, -0.1, 0.3]
+    truth = ["first", "second", "tie", "tie", "first"]
+    # epsilon 0.05: ties predicted for |m|<=0.05 -> right: 0, 1, 2, 4 -> 4/5; epsilon 0.1: 0,1,2,3,4 -> 5/5
+    accuracy, epsilon = M.tie_calibrated_accuracy(margins, truth)
+    assert (accuracy, epsilon) == (1.0, 0.1)
+    # without ties: A items 0 and 4 right, B item 1 right -> 3/3; a zero margin is wrong
+    assert M.accuracy_without_ties_from_margins(margins, truth) == 1.0
+    assert M.accuracy_without_ties_from_margins([0.0, -1.0], ["first", "second"]) == 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tie_calibrated_accuracy_equals_the_authors_algorithm(seed):
+    rng = np.random.default_rng(seed)
+    h = rng.choice([1, -1, 0], size=60, p=[0.4, 0.4, 0.2])
+    m = rng.normal(0.3 * h, 0.5)  # distinct |m| (the authors' streaming update differs only on repeated values)
+    truth = [{1: "first", -1: "second", 0: "tie"}[x] for x in h]
+    assert M.tie_calibrated_accuracy(m.tolist(), truth)[0] == pytest.approx(_official_tie_calibrated(h, m))
+
+
+def test_official_rules_for_unparseable_answers_and_votes():
+    guessed = M.random_guess_for_invalid(["first", None, None, "second"], seed=123)
+    assert guessed[0] == "first" and guessed[3] == "second" and set(guessed[1:3]) <= {"first", "second"}
+    assert guessed == M.random_guess_for_invalid(["first", None, None, "second"], seed=123)  # reproducible
+    assert M.majority_vote(["first", "first", "second"]) == "first"
+    assert M.majority_vote(["first", "second"]) is None  # no verdict has more than half
+
+
+def test_bootstrap_interval_brackets_the_value_and_is_reproducible():
+    right = [1] * 70 + [0] * 30
+
+    def metric(idx):
+        return float(np.mean([right[i] for i in idx]))
+
+    low, high = M.bootstrap_interval(metric, len(right), resamples=500, seed=0)
+    assert low < 0.7 < high and 0.05 < high - low < 0.25  # ~ +-1.96 * sqrt(.7 * .3 / 100) = +-0.09
+    assert (low, high) == M.bootstrap_interval(metric, len(right), resamples=500, seed=0)
+    assert all(math.isnan(x) for x in M.bootstrap_interval(metric, 0))

@@ -1,0 +1,119 @@
+"""src/evaluate.py end to end: the synthetic benchmark against the main job's own test numbers, the released
+layouts with a tiny judge, bad input, resuming, and the protocol options."""
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from benchmark_fixtures import write_genai_bench, write_videogen_rewardbench, write_vl_rewardbench
+from tests_support import ROOT, compose_config, load_script, train_entry
+
+# the world of debug=fast
+SMALL_WORLD = ["data.source.records_per_stream={train: 16, val: 8, test: 8}", "+data.source.shard_size=8"]
+
+
+def _evaluate(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "evaluate.yaml",
+            overrides=[f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'eval'}", *overrides],
+        )
+    return load_script("src/evaluate.py", "evaluate_entry").evaluate(cfg), tmp_path / "eval"
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(tmp_path_factory, tiny_qwen):
+    from unified_reward.scoring import Judge
+
+    model, processor = tiny_qwen
+    folder = tmp_path_factory.mktemp("judge") / "judge"
+    Judge(model, processor, batch_size=8).save_pretrained(folder)
+    return folder
+
+
+def test_the_synthetic_benchmark_gives_the_main_jobs_test_accuracy(tmp_path):
+    train = compose_config(
+        tmp_path,
+        "experiment=reward_joint",
+        "debug=fast",
+        "trainer.limit_test_batches=1.0",
+        "module.test_generate=false",
+    )
+    metrics = train_entry().train(train)
+    results, _ = _evaluate(tmp_path, f"judge={tmp_path / 'run' / 'judge'}", "protocol.order=fixed", *SMALL_WORLD)
+    streams = [k.removeprefix("test/acc/") for k in metrics if k.startswith("test/acc/") and k != "test/acc/mean"]
+    assert len(streams) == 4 and results["judged"] == 4 * 8
+    for stream in streams:
+        assert results["metrics"][f"accuracy/{stream}"] == pytest.approx(metrics[f"test/acc/{stream}"]), stream
+    assert results["metrics"]["accuracy/mean"] == pytest.approx(metrics["test/acc/mean"])
+
+
+def test_the_oracle_is_the_ceiling_of_the_synthetic_benchmark(tmp_path):
+    results, folder = _evaluate(tmp_path, "judge=oracle", "protocol.order=both", *SMALL_WORLD)
+    assert results["metrics"]["accuracy"] == 1.0 and results["checks"]["swap_consistency"] == 1.0
+    assert (folder / "results.md").read_text().startswith("# synthetic: 32 items judged")
+
+
+def test_released_layout_with_bad_items_skipped_named_and_counted(tmp_path, tiny_judge):
+    root = write_vl_rewardbench(tmp_path / "vl")
+    results, folder = _evaluate(tmp_path, "benchmark=vl_rewardbench", f"benchmark.root={root}", f"judge={tiny_judge}")
+    assert results["judged"] == 6 and results["items"] == 8
+    assert results["skipped"] == {"malformed_field": 1, "corrupt_image": 1}
+    assert {(s["id"], s["reason"]) for s in results["skipped_items"]} == {
+        ("RLHF-V-7", "malformed_field"),
+        ("RLHF-V-8", "corrupt_image"),
+    }
+    saved = json.loads((folder / "results.json").read_text())
+    for name in ("accuracy", "macro_accuracy", "accuracy/general", "accuracy/hallucination", "accuracy/reasoning"):
+        low, high = saved["intervals_95"][name]
+        assert 0.0 <= low <= saved["metrics"][name] <= high <= 1.0, name
+    assert saved["protocol"]["order"] == "random" and set(saved["checks"]) == {"invalid_rate", "position_bias"}
+    assert list(folder.glob("tensorboard/events.out.tfevents.*"))
+
+
+def test_strict_stops_at_the_first_bad_item(tmp_path, tiny_judge):
+    from unified_reward.benchmarks.items import ItemError
+
+    root = write_vl_rewardbench(tmp_path / "vl")
+    with pytest.raises(ItemError, match="item RLHF-V-8: corrupt_image"):
+        _evaluate(tmp_path, "benchmark=vl_rewardbench", f"benchmark.root={root}", f"judge={tiny_judge}", "strict=true")
+
+
+def test_a_killed_evaluation_resumes_with_the_items_it_had_not_judged(tmp_path, tiny_judge, caplog):
+    root = write_genai_bench(tmp_path / "genai")
+    options = ["benchmark=genai_bench_image", f"benchmark.root={root}", f"judge={tiny_judge}", "batch_size=2"]
+    first, folder = _evaluate(tmp_path, *options)
+    predictions = folder / "predictions-r000.jsonl"
+    lines = predictions.read_text().splitlines()
+    predictions.write_text("\n".join(lines[:2]) + "\n")  # as if killed after the first batch
+    with caplog.at_level("INFO", logger="evaluate"):
+        again, _ = _evaluate(tmp_path, *options, f"output={folder}")
+    assert "2 judged before, 3 to judge" in caplog.text
+    assert again["metrics"] == first["metrics"] and again["judged"] == 5
+    for name in ("accuracy_with_ties", "accuracy_without_ties", "accuracy_4way"):
+        assert 0.0 <= again["metrics"][name] <= 1.0
+
+
+def test_point_judging_in_both_orders_and_the_tie_calibrated_video_metrics(tmp_path, tiny_judge):
+    root = write_videogen_rewardbench(tmp_path / "videogen")
+    results, _ = _evaluate(
+        tmp_path,
+        "benchmark=videogen_rewardbench",
+        f"benchmark.root={root}",
+        f"judge={tiny_judge}",
+        "protocol.judging=point",
+        "protocol.order=both",
+        "protocol.video_frames=4",
+    )
+    for label in ("Overall", "VQ", "MQ", "TA"):
+        assert 0.0 <= results["metrics"][f"{label}/accuracy_with_ties"] <= 1.0
+    assert 0.0 <= results["checks"]["swap_consistency"] <= 1.0
+
+
+def test_the_oracle_judges_only_the_synthetic_world(tmp_path):
+    from unified_reward.errors import UserError
+
+    root = write_vl_rewardbench(tmp_path / "vl")
+    with pytest.raises(UserError, match="judge=oracle reads the synthetic world"):
+        _evaluate(tmp_path, "benchmark=vl_rewardbench", f"benchmark.root={root}", "judge=oracle")
