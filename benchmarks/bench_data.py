@@ -1,11 +1,12 @@
 """Samples/s of our shard reader with 8-frame video decoding vs a bare decord loop over the same videos.
 
-    python benchmarks/bench_data.py [--records 800] [--size 64] [--repeats 5]
+    python benchmarks/bench_data.py [--records 800] [--size 64] [--repeats 5] [--warmup 1]
 
 Ours: `ShardStream` over video shards (tar read, JSON parse, record validation, decord decode of
 8 uniformly sampled frames from bytes). Baseline: the same mp4 files extracted to disk and read by
 a plain loop of `decord.VideoReader(path)` + `get_batch` of the same 8 indices. Single process,
-one decoding thread each. The last line is `ratio=<ours/baseline>` (higher is better; target >= 0.8).
+one decoding thread each, alternated (`ab.alternate`). The last line is `ratio=<median ours / median baseline>`
+(higher is better; target >= 0.8).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import decord
 
+from ab import alternate, report
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import ShardStream
 from unified_reward.data.shards import ShardSetWriter
@@ -61,23 +63,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=800)
     parser.add_argument("--size", type=int, default=64, help="video side in pixels")
-    parser.add_argument("--repeats", type=int, default=5, help="best of N runs for each side")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
     sampling = VideoSampling(num_frames=8)
+
+    def rate(measure, source) -> float:
+        count, seconds = measure(source, sampling)
+        assert count == args.records, (count, args.records)
+        return count / seconds
+
     with tempfile.TemporaryDirectory() as tmp:
         shards, videos = build(Path(tmp), args.records, args.size)
-        best_ours, best_bare = float("inf"), float("inf")
-        for _ in range(args.repeats):  # interleaved, so both see the same machine state
-            n_ours, seconds = ours(shards, sampling)
-            best_ours = min(best_ours, seconds)
-            n_bare, seconds = bare_decord(videos, sampling)
-            best_bare = min(best_bare, seconds)
-        assert n_ours == n_bare == args.records, (n_ours, n_bare)
-    ours_rate, bare_rate = args.records / best_ours, args.records / best_bare
-    print(f"videos: {args.records} x {args.size}px, 8 frames sampled each")
-    print(f"ours (ShardStream, tar + json + decode): {ours_rate:8.1f} samples/s")
-    print(f"baseline (bare decord loop over files):  {bare_rate:8.1f} samples/s")
-    print(f"ratio={ours_rate / bare_rate:.3f}")
+        print(f"videos: {args.records} x {args.size}px, 8 frames sampled each")
+        results = alternate(
+            {
+                "ours (ShardStream)": lambda: rate(ours, shards),
+                "baseline (bare decord)": lambda: rate(bare_decord, videos),
+            },
+            repeats=args.repeats,
+            warmup=args.warmup,
+        )
+    report(results, "ours (ShardStream)", "baseline (bare decord)", unit="samples/s")
 
 
 if __name__ == "__main__":

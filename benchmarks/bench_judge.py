@@ -1,12 +1,13 @@
 """Judgments/s of the one-forward judge vs the official method (generate the answer, then parse it).
 
-    python benchmarks/bench_judge.py [--batch 8] [--batches 6] [--repeats 3] [--answer-tokens N]
+    python benchmarks/bench_judge.py [--batch 8] [--batches 6] [--repeats 5] [--warmup 1] [--answer-tokens N]
 
 Both sides use the same tiny Qwen2-VL, the same pair records (all four tasks, images and 8-frame
 videos), the same batch size and the same prompt encoding (`scoring.Judge`). The baseline generates
 greedily as many tokens as the longest verdict sentence has (what a trained judge writes before its
 end token) and parses the text; ours reads P(first / second / tie) from one forward pass.
-The last line is `ratio=<ours/baseline>` (higher is better; target >= 5 at batch 8).
+The two are alternated (`ab.alternate`); the last line is `ratio=<median ours / median baseline>` (higher is
+better; target >= 5 at batch 8).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 
 import torch
 
+from ab import alternate, report
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.schema import TASKS
 from unified_reward.data.shards import decode_sample, encode_record
@@ -28,7 +30,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--batches", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument(
         "--answer-tokens",
         type=int,
@@ -55,22 +58,22 @@ def main() -> None:
         for template in judge.templates.values()
         for answer in template.pair_answers.values()
     )
-    judge.pair_probabilities(queries[: args.batch])  # warm up both paths
-    judge.generate_and_parse(queries[: args.batch], max_new_tokens=answer_tokens)
-    best_ours = best_generate = float("inf")
-    for _ in range(args.repeats):
+
+    def ours() -> float:
         started = time.perf_counter()
-        probabilities = judge.pair_probabilities(queries)
-        best_ours = min(best_ours, time.perf_counter() - started)
+        assert judge.pair_probabilities(queries).shape == (count, 3)
+        return count / (time.perf_counter() - started)
+
+    def baseline() -> float:
         started = time.perf_counter()
-        verdicts = judge.generate_and_parse(queries, max_new_tokens=answer_tokens)
-        best_generate = min(best_generate, time.perf_counter() - started)
-    assert probabilities.shape == (count, 3) and len(verdicts) == count
-    ours, baseline = count / best_ours, count / best_generate
+        assert len(judge.generate_and_parse(queries, max_new_tokens=answer_tokens)) == count
+        return count / (time.perf_counter() - started)
+
     print(f"{count} pair judgments, batch {args.batch}, tiny Qwen2-VL, {answer_tokens} generated tokens per answer")
-    print(f"ours (one forward, decision-token probabilities): {ours:8.1f} judgments/s")
-    print(f"baseline (generate + parse):                      {baseline:8.1f} judgments/s")
-    print(f"ratio={ours / baseline:.3f}")
+    results = alternate(
+        {"ours (one forward)": ours, "baseline (generate + parse)": baseline}, repeats=args.repeats, warmup=args.warmup
+    )
+    report(results, "ours (one forward)", "baseline (generate + parse)", unit="judgments/s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training samples/s and peak memory of `VLMDPOModule` vs TRL 1.16.0's `DPOTrainer`, in one run.
 
-    python benchmarks/bench_vlm_dpo.py [--batch 8] [--steps 12] [--warmup 3] [--side 56] [--media image video]
+    python benchmarks/bench_vlm_dpo.py [--batch 8] [--steps 12] [--warmup 3] [--repeats 5] [--side 56]
+        [--media image video]
 
 Both train the same tiny Qwen2-VL (LoRA r16, reference = adapter disabled, sigmoid DPO, AdamW, no gradient
 checkpointing) on the same synthetic-world pairs in the same order, with the same batch size, inside their
@@ -9,11 +10,13 @@ tokenizer, so its batches come from our collator in TRL's own layout (`layout=se
 media once for each answer, a plain padding mask), which is exactly what TRL's vision collator builds; its
 loss, reference pass and training step are TRL's. Ours uses the shared layout (media and prompt once per
 pair), and runs a second time in TRL's layout, which shows how much of the difference the layout makes.
-`--side` sets the media size. Each run is a fresh process. Speed: median step time after `--warmup` steps.
+`--side` sets the media size. Each run is a fresh process; the three are alternated (ours, ours in TRL's
+layout, TRL, ours, ...) over `--repeats` rounds (`ab.alternate`). Speed of a run: median step time after
+`--warmup` steps; of a side: the median over its runs.
 Memory: on CPU the peak resident memory during training over the resident memory just before it (sampled
 every 2 ms); on GPU `max_memory_allocated` over the memory allocated before training.
-The last line is `ratio=<ours/baseline>`: the smaller of the image and video samples/s ratios (target >= 1.3,
-with no more peak memory than TRL).
+The last line is `ratio=<ours/baseline>`: the smaller of the image and video ratios of median samples/s
+(target >= 1.3, with no more peak memory than TRL).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +32,8 @@ import threading
 import time
 
 import torch
+
+from ab import alternate, report
 
 TINY = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2}
 
@@ -239,6 +245,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument(
         "--side",
@@ -261,17 +268,28 @@ def main() -> None:
     )
     ratios = []
     for media in args.media:
-        ours, separate, trl = (_spawn(m, media, args) for m in ("ours", "ours_separate", "trl"))
-        speed_ours, speed_trl = args.batch / ours["step_s"], args.batch / trl["step_s"]
-        ratios.append(speed_ours / speed_trl)
-        print(
-            f"{media:5s}  ours {speed_ours:7.1f} pairs/s, peak +{ours['memory_mib']:7.1f} MiB | "
-            f"TRL {speed_trl:7.1f} pairs/s, peak +{trl['memory_mib']:7.1f} MiB | "
-            f"speed x{speed_ours / speed_trl:.2f}, memory x{ours['memory_mib'] / max(trl['memory_mib'], 1e-9):.2f}"
+        memory: dict[str, list[float]] = {"ours": [], "ours_separate": [], "trl": []}
+
+        def pairs_per_second(method: str, media: str = media, memory: dict = memory) -> float:
+            result = _spawn(method, media, args)
+            memory[method].append(result["memory_mib"])
+            return args.batch / result["step_s"]
+
+        print(f"{media}:")
+        results = alternate(
+            {
+                "ours": lambda: pairs_per_second("ours"),
+                "ours in TRL's layout": lambda: pairs_per_second("ours_separate"),
+                "TRL": lambda: pairs_per_second("trl"),
+            },
+            repeats=args.repeats,
+            warmup=0,  # every run is a fresh process with its own warm-up steps
         )
+        ratios.append(report(results, "ours", "TRL", unit="pairs/s"))
+        peaks = {k: statistics.median(v) for k, v in memory.items()}
         print(
-            f"       (ours in TRL's layout, media once per answer: {args.batch / separate['step_s']:7.1f} pairs/s, "
-            f"peak +{separate['memory_mib']:7.1f} MiB)"
+            f"       peak memory (median): ours +{peaks['ours']:.1f} MiB, TRL's layout +{peaks['ours_separate']:.1f} "
+            f"MiB, TRL +{peaks['trl']:.1f} MiB: memory x{peaks['ours'] / max(peaks['trl'], 1e-9):.2f}"
         )
     print(f"ratio={min(ratios):.3f}")
 

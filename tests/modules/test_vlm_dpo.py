@@ -191,3 +191,30 @@ def test_qlora_policy_takes_a_dpo_step_on_cpu_with_the_adapter_reference(pairs):
     loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     assert grads and all("lora_" in n for n in grads)
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "llava_onevision"])
+def test_packed_pairs_give_the_same_answer_logps_and_gradients(family, pairs):
+    from unified_reward.models.builders import build_processor, build_vlm
+
+    torch.manual_seed(0)
+    processor = build_processor(family, min_pixels=3136, max_pixels=3136)
+    model = build_vlm(family, processor, tiny={"hidden_size": 64, "num_hidden_layers": 2})
+    shared = VLMDPOModule(processor, model, reference="precomputed")
+    packed = VLMDPOModule(processor, model, reference="precomputed", pack_tokens=4096)
+    one_row, rows = shared.collate(pairs), packed.collate(pairs)
+    assert rows["input_ids"].shape[0] == 1 < one_row["input_ids"].shape[0]  # every pair in one row
+    with torch.no_grad():
+        direct = torch.tensor([_direct_logps(model.eval(), processor, r) for r in pairs])
+        torch.testing.assert_close(packed.completion_logps(model, rows), direct, rtol=1e-4, atol=1e-4)
+
+    def gradients(module, batch):
+        model.zero_grad()
+        logps = module.completion_logps(model.train(), batch)
+        (logps[:, 0] - logps[:, 1]).sum().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    expected, got = gradients(shared, shared.collate(pairs)), gradients(packed, packed.collate(pairs))
+    assert got.keys() == expected.keys()
+    for name, grad in expected.items():
+        torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-5, msg=name)

@@ -186,12 +186,18 @@ class JudgeCollator:
         max_length: int = 4096,
         strict: bool = False,
         train_rationale: bool = False,
+        packing: bool = False,
+        pack_tokens: int | None = None,
     ):
+        """`packing`: several samples per row, no padding between them (`data.packing`; Qwen families), rows of at
+        most `pack_tokens` tokens (None: the batch's longest sample)."""
         self.processor = processor
         self.templates = templates
         self.max_length = max_length
         self.strict = strict
         self.train_rationale = train_rationale
+        self.packing = packing
+        self.pack_tokens = pack_tokens
         self.skipped_too_long = 0
 
     def parts(self, record: PreferenceRecord) -> list[dict[str, Any]]:
@@ -239,8 +245,14 @@ class JudgeCollator:
                 self.skipped_too_long += 1
         if not encoded:
             return None
-        batch = pad_batch(encoded, self.processor)
-        batch["records"] = kept
+        if self.packing:
+            from unified_reward.data.packing import pack_batch
+
+            batch = pack_batch(encoded, self.processor, self.pack_tokens)
+            batch["records"] = [kept[i] for i in batch["sample_order"]]
+        else:
+            batch = pad_batch(encoded, self.processor)
+            batch["records"] = kept
         return batch
 
 

@@ -45,11 +45,22 @@ def answer_ids(processor: VLMProcessor, answer: str) -> list[int]:
 
 class PolicyPairCollator:
     def __init__(
-        self, processor: VLMProcessor, *, layout: str = "shared", max_length: int = 4096, strict: bool = False
+        self,
+        processor: VLMProcessor,
+        *,
+        layout: str = "shared",
+        max_length: int = 4096,
+        strict: bool = False,
+        pack_tokens: int | None = None,
     ):
+        """`pack_tokens` (shared layout): several pairs share a row of at most that many tokens, each pair blind to
+        the others (`batch["pair_ids"]`, `batch["pair_spans"]`); None: one pair per row."""
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if pack_tokens is not None and layout != "shared":
+            raise ValueError("pack_tokens packs pairs in the shared layout; layout=separate cannot be packed")
         self.processor, self.layout, self.max_length, self.strict = processor, layout, max_length, strict
+        self.pack_tokens = pack_tokens
         self.skipped: Counter[str] = Counter()
 
     def _skip_reason(self, record: PreferenceRecord) -> str | None:
@@ -91,19 +102,42 @@ class PolicyPairCollator:
         return batch
 
     def _shared(self, prompts: list[EncodedChat], answers: list[tuple[list[int], list[int]]]) -> dict[str, Any]:
-        rows = []
-        for prompt, (chosen, rejected) in zip(prompts, answers, strict=True):
-            rows.append(_with_answers(prompt, chosen + rejected))
-        batch = pad_batch(rows, self.processor)
+        units = [_with_answers(p, chosen + rejected) for p, (chosen, rejected) in zip(prompts, answers, strict=True)]
+        if self.pack_tokens is None:
+            groups = [[i] for i in range(len(units))]
+        else:
+            from unified_reward.data.packing import pack_rows
+
+            groups = pack_rows([len(u.input_ids) for u in units], self.pack_tokens)
+        batch = pad_batch([_concatenated([units[i] for i in group]) for group in groups], self.processor)
         segments = torch.full_like(batch["input_ids"], PADDING)
-        positions = []
-        for i, (prompt, (chosen, rejected)) in enumerate(zip(prompts, answers, strict=True)):
-            p, c, r = len(prompt.input_ids), len(chosen), len(rejected)
-            segments[i, :p], segments[i, p : p + c], segments[i, p + c : p + c + r] = PROMPT, CHOSEN, REJECTED
-            # the first answer token of either answer is predicted from the last prompt token
-            positions.append((list(range(p - 1, p + c - 1)), [p - 1] + list(range(p + c, p + c + r - 1))))
+        pair_ids = torch.full_like(batch["input_ids"], PADDING)
+        positions: list[tuple[list[int], list[int]]] = [([], [])] * len(prompts)
+        rows: list[tuple[int, int]] = [(0, 0)] * len(prompts)
+        spans = []
+        for row, group in enumerate(groups):
+            start, row_spans = 0, []
+            for local, i in enumerate(group):
+                p, c, r = len(prompts[i].input_ids), len(answers[i][0]), len(answers[i][1])
+                segments[row, start : start + p] = PROMPT
+                segments[row, start + p : start + p + c] = CHOSEN
+                segments[row, start + p + c : start + p + c + r] = REJECTED
+                pair_ids[row, start : start + p + c + r] = local
+                # the first answer token of either answer is predicted from the last prompt token
+                last = start + p - 1
+                positions[i] = (
+                    list(range(last, last + c)),
+                    [last] + list(range(start + p + c, start + p + c + r - 1)),
+                )
+                rows[i] = (row, row)
+                media = (len(prompts[i].image_grid_thw), len(prompts[i].video_grid_thw))
+                row_spans.append((start, p, c, r, *media))
+                start += p + c + r
+            spans.append(row_spans)
         batch["segments"] = segments
-        batch.update(_targets(answers, positions, rows=[(i, i) for i in range(len(prompts))]))
+        if self.pack_tokens is not None:
+            batch["pair_ids"], batch["pair_spans"] = pair_ids, spans
+        batch.update(_targets(answers, positions, rows=rows))
         return batch
 
     def _separate(self, prompts: list[EncodedChat], answers: list[tuple[list[int], list[int]]]) -> dict[str, Any]:
@@ -130,6 +164,18 @@ def _with_answers(prompt: EncodedChat, answer_tokens: list[int]) -> EncodedChat:
     )
 
 
+def _concatenated(units: list[EncodedChat]) -> EncodedChat:
+    """Several encoded sequences as one row, their media in order."""
+    if len(units) == 1:
+        return units[0]
+    joined = EncodedChat([], [])
+    for unit in units:
+        for name in ("input_ids", "labels", "pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
+            getattr(joined, name).extend(getattr(unit, name))
+        joined.image_sizes.extend(unit.image_sizes)
+    return joined
+
+
 def _targets(
     answers: list[tuple[list[int], list[int]]],
     positions: list[tuple[list[int], list[int]]],
@@ -154,13 +200,16 @@ def _targets(
     }
 
 
-def shared_prompt_mask(segments: torch.Tensor) -> torch.Tensor:
+def shared_prompt_mask(segments: torch.Tensor, pair_ids: torch.Tensor | None = None) -> torch.Tensor:
     """(B, 1, L, L) boolean attention mask for the shared layout: causal, no attention to padding, and the
-    rejected answer blind to the chosen one. Padding queries also see themselves, so no row is fully masked
-    (its softmax would be NaN); their outputs are never read."""
+    rejected answer blind to the chosen one; with `pair_ids` (packed rows) each pair sees only itself. Padding
+    queries also see themselves, so no row is fully masked (its softmax would be NaN); their outputs are never
+    read."""
     length = segments.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
     query, key = segments[:, :, None], segments[:, None, :]
     allowed = causal & (key != PADDING) & ~((query == REJECTED) & (key == CHOSEN))
+    if pair_ids is not None:
+        allowed &= pair_ids[:, :, None] == pair_ids[:, None, :]
     allowed |= torch.eye(length, dtype=torch.bool, device=segments.device)
     return allowed[:, None]

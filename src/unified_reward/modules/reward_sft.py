@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from unified_reward.data.collators import JudgeCollator
+from unified_reward.data.packing import packed_position_ids, rope_index_of
 from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
@@ -59,6 +60,8 @@ class RewardSFTModule(L.LightningModule):
         min_lr_ratio: float = 0.0,
         max_length: int = 4096,
         train_rationale: bool = False,
+        packing: bool = False,
+        pack_tokens: int | None = None,
         judge_batch_size: int = 16,
         test_generate: bool = True,
         generate_max_new_tokens: int = 16,
@@ -70,7 +73,14 @@ class RewardSFTModule(L.LightningModule):
         self.processor = processor
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         self.templates = load_templates(templates)
-        self.collate = JudgeCollator(processor, self.templates, max_length=max_length, train_rationale=train_rationale)
+        self.collate = JudgeCollator(
+            processor,
+            self.templates,
+            max_length=max_length,
+            train_rationale=train_rationale,
+            packing=packing,
+            pack_tokens=pack_tokens,
+        )
         self.judge = Judge(
             self.model,
             processor,
@@ -97,6 +107,8 @@ class RewardSFTModule(L.LightningModule):
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
         inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+        if "sample_lengths" in batch:  # packed rows: positions restart per sample, the mask follows from them
+            inputs["position_ids"] = packed_position_ids(batch, rope_index_of(self.model))
         return self.model(**inputs, use_cache=False).loss
 
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int):

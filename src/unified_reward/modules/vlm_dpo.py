@@ -82,6 +82,33 @@ def shared_prompt_positions(rope: nn.Module | None, batch: dict[str, Any]) -> to
     return positions - (segments == REJECTED).long() * chosen_lengths
 
 
+def packed_pair_positions(rope: nn.Module | None, batch: dict[str, Any]) -> torch.Tensor:
+    """`shared_prompt_positions` for rows that hold several pairs (`pack_tokens`): each pair's positions as if it
+    had the row to itself, from `batch["pair_spans"]` (start, prompt, chosen, rejected, images, videos)."""
+    ids, types = batch["input_ids"], batch.get("mm_token_type_ids")
+    shape = (3, *ids.shape) if rope is not None else ids.shape
+    positions = torch.zeros(shape, dtype=torch.long, device=ids.device)
+    images = videos = 0
+    for row, spans in enumerate(batch["pair_spans"]):
+        for start, p, c, r, n_images, n_videos in spans:
+            span = slice(start, start + p + c + r)
+            if rope is not None:
+                own, _ = rope.get_rope_index(
+                    input_ids=ids[row : row + 1, span],
+                    mm_token_type_ids=types[row : row + 1, span],
+                    image_grid_thw=batch["image_grid_thw"][images : images + n_images] if n_images else None,
+                    video_grid_thw=batch["video_grid_thw"][videos : videos + n_videos] if n_videos else None,
+                )
+                own = own[:, 0]
+            else:
+                own = torch.arange(p + c + r, device=ids.device)
+            own = own.clone()
+            own[..., p + c :] -= c  # the rejected answer right after the prompt
+            positions[..., row, span] = own
+            images, videos = images + n_images, videos + n_videos
+    return positions
+
+
 def attention_mask_for(model: nn.Module, allowed: torch.Tensor) -> torch.Tensor:
     """A boolean (B, 1, L, L) mask in the form the model's attention implementation takes."""
     implementation = getattr(model.config, "_attn_implementation", "sdpa")
@@ -137,6 +164,7 @@ class VLMDPOModule(L.LightningModule):
         reference: str = "adapter",
         reference_logps_file: str | None = None,
         layout: str = "shared",
+        pack_tokens: int | None = None,
         lr: float = 5e-7,
         vision_lr_scale: float = 1.0,
         weight_decay: float = 0.0,
@@ -168,7 +196,7 @@ class VLMDPOModule(L.LightningModule):
         self.reference_model = None
         if loss != "sft" and reference == "copy":
             self.reference_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.collate = PolicyPairCollator(processor, layout=layout, max_length=max_length)
+        self.collate = PolicyPairCollator(processor, layout=layout, max_length=max_length, pack_tokens=pack_tokens)
         self._reference_table: dict[str, tuple[float, float]] = {}
         self._answers: dict[str, list[tuple[float, float, float]]] = {"test": []}
         self._sharded = False
@@ -186,10 +214,12 @@ class VLMDPOModule(L.LightningModule):
         if "model_inputs" not in batch:
             inputs = {k: batch[k] for k in ("input_ids", "mm_token_type_ids", *MEDIA_INPUTS) if k in batch}
             if self.hparams.layout == "shared":
-                inputs["attention_mask"] = attention_mask_for(model, shared_prompt_mask(batch["segments"]))
+                allowed = shared_prompt_mask(batch["segments"], batch.get("pair_ids"))
+                inputs["attention_mask"] = attention_mask_for(model, allowed)
                 if self._rope is None:  # found once: walking a 7B model's modules every batch is not free
                     self._rope = (rope_index_owner(model),)
-                inputs["position_ids"] = shared_prompt_positions(self._rope[0], batch)
+                place = packed_pair_positions if "pair_spans" in batch else shared_prompt_positions
+                inputs["position_ids"] = place(self._rope[0], batch)
             else:
                 inputs["attention_mask"] = batch["attention_mask"]
             mask = batch["target_mask"]
