@@ -27,31 +27,23 @@ log = logging.getLogger("evaluate")
 
 
 def load_reader(cfg: DictConfig, protocol):
-    """The judge that reads each presentation: the oracle, a judge export, or an official checkpoint (which
-    has no judge.json: it is asked with the official templates unless `templates` says otherwise)."""
-    from unified_reward.benchmarks.harness import LearnedJudgeReader
-    from unified_reward.prompts.templates import load_templates
-    from unified_reward.scoring import Judge
+    """The judge given by `judge=`: oracle, random, a judge export, or an official checkpoint (`judges.load_judge`)."""
+    from unified_reward.benchmarks.harness import JudgeReader
+    from unified_reward.judges import load_judge
 
-    if cfg.judge == "oracle":
-        if cfg.benchmark.name != "synthetic":
-            from unified_reward.errors import UserError
+    if cfg.judge == "oracle" and cfg.benchmark.name != "synthetic":
+        from unified_reward.errors import UserError
 
-            raise UserError("judge=oracle reads the synthetic world's pixels: it judges benchmark=synthetic only")
-        from unified_reward.benchmarks.oracle import OracleReader
-
-        return OracleReader()
-    if (Path(cfg.judge).expanduser() / "judge.json").is_file():
-        judge = Judge.from_pretrained(cfg.judge, dtype=cfg.dtype, batch_size=cfg.batch_size)
-        if cfg.templates:
-            judge.templates = load_templates(cfg.templates)
-    else:
-        from unified_reward.models.builders import build_processor, build_vlm
-
-        processor = build_processor(cfg.judge_family, cfg.judge)
-        model = build_vlm(cfg.judge_family, processor, pretrained=cfg.judge, dtype=cfg.dtype).eval()
-        judge = Judge(model, processor, load_templates(cfg.templates or "official"), batch_size=cfg.batch_size)
-    return LearnedJudgeReader(judge, protocol)
+        raise UserError("judge=oracle reads the synthetic world's pixels: it judges benchmark=synthetic only")
+    judge = load_judge(
+        cfg.judge,
+        seed=cfg.protocol.seed,
+        family=cfg.judge_family,
+        templates=cfg.templates,
+        dtype=cfg.dtype,
+        batch_size=cfg.batch_size,
+    )
+    return JudgeReader(judge, protocol)
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -2,7 +2,8 @@
 
 python src/filter.py stage=candidates model.pretrained=<policy export> "data.tasks=[image_understanding]" \
     output=<candidates folder>
-python src/filter.py stage=filter candidates=<candidates folder> judge=<judge export> output=<pairs folder>
+python src/filter.py stage=filter candidates=<candidates folder> judge=<judge export | oracle | random> \
+    output=<pairs folder>
 """
 
 from __future__ import annotations
@@ -110,9 +111,9 @@ def run(cfg: DictConfig) -> Path:
         if not cfg.candidates or not cfg.judge:
             raise SystemExit("stage=filter needs candidates=<folder from stage=candidates> and judge=<judge export>")
         from unified_reward.filtering.filter import PreferenceFilter
-        from unified_reward.scoring import Judge
+        from unified_reward.judges import load_judge
 
-        judge = Judge.from_pretrained(cfg.judge, batch_size=cfg.batch_size)
+        judge = load_judge(cfg.judge, seed=cfg.seed, batch_size=cfg.batch_size)
         from unified_reward.data.media import VideoSampling
 
         module = PreferenceFilter(

@@ -120,7 +120,74 @@ class AnswerTrie:
         return torch.stack([prefix[position] + logp[position, token] for position, token in self.exits])
 
 
-class Judge:
+class JudgeReadings:
+    """What every judge answers, from its `judge(queries)` (the learned `Judge`, `judges.RandomJudge`, the
+    synthetic world's `OracleJudge`): answer probabilities, P(first / second / tie), expected scores, and the
+    `compare` / `score` API. A judge also names the scale it asks a point query on (`asked_scale`)."""
+
+    def judge(self, queries: Sequence[JudgeQuery], *, with_text: bool = False) -> list[Judgment]:
+        raise NotImplementedError
+
+    def asked_scale(self, query: JudgeQuery) -> tuple[float, float] | None:
+        return query.scale if query.mode == "point" else None
+
+    def answer_probabilities(self, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
+        """For each query, the probability of each answer meaning (verdicts, or integer scores)."""
+        return [j.probabilities for j in self.judge(queries)]
+
+    def pair_probabilities(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
+        """(n, 3) probabilities of first / second / tie."""
+        rows = self.answer_probabilities(queries)
+        return torch.tensor([[row.get(v, 0.0) for v in VERDICTS] for row in rows])
+
+    def expected_scores(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
+        """On the scale each query is asked on (`asked_scale`); NaN where that scale cannot be read in one pass."""
+        rows = self.answer_probabilities(queries)
+        return torch.tensor([sum(score * p for score, p in row.items()) if row else float("nan") for row in rows])
+
+    def compare(
+        self,
+        task: str,
+        prompts: Sequence[str],
+        first: Sequence[Any],
+        second: Sequence[Any],
+        contexts: Sequence[Any] | None = None,
+        *,
+        both_orders: bool = False,
+    ) -> torch.Tensor:
+        """P(first candidate better) per item, ties counted half; `both_orders` averages the judgments
+        of (a, b) and (b, a) to cancel position bias."""
+        contexts = contexts if contexts is not None else [None] * len(prompts)
+        queries = [
+            JudgeQuery(task, "pair", p, (a, b), c) for p, a, b, c in zip(prompts, first, second, contexts, strict=True)
+        ]
+        probabilities = self.pair_probabilities(queries)
+        p_first = probabilities[:, 0] + 0.5 * probabilities[:, 2]
+        if not both_orders:
+            return p_first
+        swapped = [JudgeQuery(q.task, q.mode, q.prompt, q.candidates[::-1], q.context) for q in queries]
+        reverse = self.pair_probabilities(swapped)
+        return 0.5 * (p_first + reverse[:, 1] + 0.5 * reverse[:, 2])
+
+    def score(
+        self,
+        task: str,
+        prompts: Sequence[str],
+        candidates: Sequence[Any],
+        contexts: Sequence[Any] | None = None,
+        *,
+        scale: tuple[float, float] = DEFAULT_SCALE,
+    ) -> torch.Tensor:
+        """The expected score of each candidate under the score-token distribution, on `scale` (or on the
+        template's own scale where it names one, as the official templates do)."""
+        contexts = contexts if contexts is not None else [None] * len(prompts)
+        queries = [
+            JudgeQuery(task, "point", p, (x,), c, scale) for p, x, c in zip(prompts, candidates, contexts, strict=True)
+        ]
+        return self.expected_scores(queries)
+
+
+class Judge(JudgeReadings):
     def __init__(
         self,
         model: nn.Module,
@@ -242,61 +309,6 @@ class Judge:
                 for r, t, f, q in zip(readings, texts, finished, chunk, strict=True)
             ]
         return judgments
-
-    def answer_probabilities(self, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
-        """For each query, the probability of each answer meaning (verdicts, or integer scores)."""
-        return [j.probabilities for j in self.judge(queries)]
-
-    def pair_probabilities(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
-        """(n, 3) probabilities of first / second / tie."""
-        rows = self.answer_probabilities(queries)
-        return torch.tensor([[row.get(v, 0.0) for v in VERDICTS] for row in rows])
-
-    def expected_scores(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
-        """On the scale each query is asked on (`asked_scale`); NaN where that scale cannot be read in one pass."""
-        rows = self.answer_probabilities(queries)
-        return torch.tensor([sum(score * p for score, p in row.items()) if row else float("nan") for row in rows])
-
-    def compare(
-        self,
-        task: str,
-        prompts: Sequence[str],
-        first: Sequence[Any],
-        second: Sequence[Any],
-        contexts: Sequence[Any] | None = None,
-        *,
-        both_orders: bool = False,
-    ) -> torch.Tensor:
-        """P(first candidate better) per item, ties counted half; `both_orders` averages the judgments
-        of (a, b) and (b, a) to cancel position bias."""
-        contexts = contexts if contexts is not None else [None] * len(prompts)
-        queries = [
-            JudgeQuery(task, "pair", p, (a, b), c) for p, a, b, c in zip(prompts, first, second, contexts, strict=True)
-        ]
-        probabilities = self.pair_probabilities(queries)
-        p_first = probabilities[:, 0] + 0.5 * probabilities[:, 2]
-        if not both_orders:
-            return p_first
-        swapped = [JudgeQuery(q.task, q.mode, q.prompt, q.candidates[::-1], q.context) for q in queries]
-        reverse = self.pair_probabilities(swapped)
-        return 0.5 * (p_first + reverse[:, 1] + 0.5 * reverse[:, 2])
-
-    def score(
-        self,
-        task: str,
-        prompts: Sequence[str],
-        candidates: Sequence[Any],
-        contexts: Sequence[Any] | None = None,
-        *,
-        scale: tuple[float, float] = DEFAULT_SCALE,
-    ) -> torch.Tensor:
-        """The expected score of each candidate under the score-token distribution, on `scale` (or on the
-        template's own scale where it names one, as the official templates do)."""
-        contexts = contexts if contexts is not None else [None] * len(prompts)
-        queries = [
-            JudgeQuery(task, "point", p, (x,), c, scale) for p, x, c in zip(prompts, candidates, contexts, strict=True)
-        ]
-        return self.expected_scores(queries)
 
     # ---- generate + parse ----------------------------------------------------------------------------
 

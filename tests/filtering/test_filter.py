@@ -83,13 +83,13 @@ def _append_tar(target: Path, extra: Path) -> None:
             tar.addfile(member, io.BytesIO(data))
 
 
-def _command(inputs: Path, output: Path, *extra: str) -> list[str]:
+def _command(inputs: Path, output: Path, *extra: str, judge: str | None = None) -> list[str]:
     return [
         sys.executable,
         str(ROOT / "src" / "filter.py"),
         "stage=filter",
         f"candidates={inputs / 'candidates'}",
-        f"judge={inputs / 'judge'}",
+        f"judge={judge or inputs / 'judge'}",
         f"output={output}",
         f"paths.root_dir={output.parent}",
         f"hydra.run.dir={output.parent / 'hydra'}",
@@ -187,3 +187,24 @@ def test_two_ddp_processes_judge_every_set_once(filter_inputs, tmp_path):
     assert sorted(_sidecar_items(folder)) == [f"set-{i:03d}" for i in range(24)]
     kept = [r.meta["candidate_set"] for r in _pair_records(folder)]
     assert len(kept) == len(set(kept)) == json.loads((folder / "summary.json").read_text())["totals"]["kept"]
+
+
+def test_oracle_and_random_judges_make_pairs_through_the_same_filter(filter_inputs, tmp_path):
+    from unified_reward.data.media import VideoSampling
+    from unified_reward.data.shards import decode_media
+    from unified_reward.data.synthetic import oracle
+
+    kept = {}
+    for name, judge in (("oracle", "oracle"), ("random", "random"), ("random-again", "random")):
+        out = tmp_path / name
+        result = subprocess.run(
+            _command(filter_inputs, out, judge=judge), env=_env(), capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        kept[name] = {r.meta["candidate_set"]: (r.chosen, r.rejected) for r in _pair_records(out / "train")}
+    assert kept["oracle"] and kept["random"] == kept["random-again"]  # the random judge repeats from its seed
+    sets = {s.id: s for s in _candidate_sets(24)}
+    for set_id, (chosen, rejected) in kept["oracle"].items():  # the oracle's pairs are right by the oracle
+        context = decode_media(sets[set_id].context, VideoSampling(num_frames=8))
+        prompt = sets[set_id].prompt
+        assert oracle.score_answer(prompt, context, chosen).score > oracle.score_answer(prompt, context, rejected).score

@@ -23,7 +23,7 @@ from unified_reward.benchmarks.items import BenchmarkItem, ItemError
 from unified_reward.benchmarks.metrics import majority_vote
 from unified_reward.data.media import VideoSampling
 from unified_reward.prompts.parsing import parse_pair
-from unified_reward.scoring import VERDICTS, Judge, JudgeQuery
+from unified_reward.scoring import VERDICTS, JudgeQuery, JudgeReadings
 
 SWAP = {"first": "second", "second": "first", "tie": "tie", None: None}
 
@@ -65,10 +65,11 @@ class Protocol:
         return [zlib.crc32(f"{self.seed}/{item_id}/{k}".encode()) % 2 == 1 for k in range(self.votes)]
 
 
-class LearnedJudgeReader:
-    """A `scoring.Judge` reading one presentation of each item: pair verdict probabilities, or two point scores."""
+class JudgeReader:
+    """Any judge (`scoring.JudgeReadings`: learned, oracle, random) reading one presentation of each item: pair
+    verdict probabilities, or two point scores; `read=text` parses what a generative judge wrote."""
 
-    def __init__(self, judge: Judge, protocol: Protocol):
+    def __init__(self, judge: JudgeReadings, protocol: Protocol):
         self.judge, self.protocol = judge, protocol
 
     def read(self, shown: list[tuple[BenchmarkItem, Any, tuple[Any, Any]]]) -> list[dict[str, Any]]:
@@ -77,7 +78,8 @@ class LearnedJudgeReader:
             queries = [JudgeQuery(item.task, "pair", item.prompt, pair, context) for item, context, pair in shown]
             readings = []
             for judgment in self.judge.judge(queries, with_text=text):
-                verdict = parse_pair(judgment.text).verdict if text else _argmax(judgment.probabilities)
+                written = text and judgment.text is not None  # the oracle and the random judge write nothing
+                verdict = parse_pair(judgment.text).verdict if written else _argmax(judgment.probabilities)
                 probabilities = {v: judgment.probabilities.get(v, 0.0) for v in VERDICTS}
                 readings.append({"verdict": verdict, "probabilities": probabilities, "text": judgment.text})
             return readings
@@ -87,7 +89,7 @@ class LearnedJudgeReader:
             for candidate in pair
         ]
         judgments = self.judge.judge(queries, with_text=text)
-        scores = [j.parsed("point") if text else _expected(j.probabilities) for j in judgments]
+        scores = [j.parsed("point") if text and j.text is not None else _expected(j.probabilities) for j in judgments]
         readings = []
         for k in range(len(shown)):
             a, b = scores[2 * k], scores[2 * k + 1]

@@ -1,7 +1,8 @@
 """The filter as a Lightning prediction loop: candidate sets in, DPO pairs out.
 
 Per candidate set of N: N // 2 pair judgments over the fixed pairs (2j, 2j+1) and N point judgments, all
-through the one-forward judge API (`scoring.Judge`, batched across sets), then `selection.select_pair`.
+through the judge API (`scoring.JudgeReadings`: the learned judge in one forward, batched across sets;
+the oracle; the random judge), then `selection.select_pair`.
 Candidate sets are read with their media still encoded; the judge sees them decoded (`sampling`), and a
 kept pair is written with the stored bytes.
 A kept set becomes a pair record (chosen first) in exactly the form the DPO modules read, carrying the
@@ -25,7 +26,7 @@ from unified_reward.data.media import VideoSampling, decode_media
 from unified_reward.data.schema import CandidateSet, EncodedMedia, PreferenceRecord
 from unified_reward.filtering.selection import VERDICTS, disjoint_pairs, select_pair
 from unified_reward.filtering.writer import Outcome
-from unified_reward.scoring import Judge, JudgeQuery
+from unified_reward.scoring import JudgeQuery, JudgeReadings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 class PreferenceFilter(L.LightningModule):
     def __init__(
         self,
-        judge: Judge,
+        judge: JudgeReadings,
         *,
         both_orders: bool = False,
         scale: tuple[float, float] = (1.0, 5.0),
@@ -42,7 +43,8 @@ class PreferenceFilter(L.LightningModule):
         super().__init__()
         self.judge = judge
         self.sampling = sampling or VideoSampling(num_frames=8)
-        self.model = judge.model  # registered, so Lightning places it on the device
+        model = getattr(judge, "model", None)  # the oracle and the random judge have none
+        self.model = model if isinstance(model, torch.nn.Module) else None  # registered: Lightning places it
         self.both_orders = both_orders
         self.scale = tuple(scale)
         self.skip_ids: set[str] = set()  # set by ResumableShardWriter: items a previous run committed

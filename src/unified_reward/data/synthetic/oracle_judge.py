@@ -1,0 +1,33 @@
+"""The synthetic world's pixel-reading oracle behind the judge interface: it reads each candidate's image or
+video (generation) or checks each answer against the context (understanding) and answers with certainty; the
+ceiling beside every learned judge (`judge=oracle`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from unified_reward.data.schema import is_generation
+from unified_reward.data.synthetic import oracle
+from unified_reward.prompts.templates import rescale
+from unified_reward.scoring import JudgeQuery, JudgeReadings, Judgment
+
+ORACLE_SCALE = (oracle.SCORE_LOW, oracle.SCORE_HIGH)
+
+
+class OracleJudge(JudgeReadings):
+    def _score(self, query: JudgeQuery, candidate) -> float:
+        if is_generation(query.task):
+            return oracle.score_generation(query.prompt, candidate).score
+        return oracle.score_answer(query.prompt, query.context, candidate).score
+
+    def judge(self, queries: Sequence[JudgeQuery], *, with_text: bool = False) -> list[Judgment]:
+        judgments = []
+        for query in queries:
+            scores = [self._score(query, c) for c in query.candidates]
+            if query.mode == "pair":
+                verdict = "tie" if scores[0] == scores[1] else ("first" if scores[0] > scores[1] else "second")
+                judgments.append(Judgment({v: float(v == verdict) for v in ("first", "second", "tie")}))
+            else:
+                score = rescale(scores[0], ORACLE_SCALE, query.scale)
+                judgments.append(Judgment({score: 1.0}, scale=query.scale))
+        return judgments
