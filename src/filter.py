@@ -109,7 +109,9 @@ def run(cfg: DictConfig) -> Path:
         loader = datamodule.pass_dataloader(cfg.split)
     elif cfg.stage == "filter":
         if not cfg.candidates or not cfg.judge:
-            raise SystemExit("stage=filter needs candidates=<folder from stage=candidates> and judge=<judge export>")
+            raise SystemExit(
+                "stage=filter needs candidates=<folder from stage=candidates> and judge=<export, oracle or random>"
+            )
         from unified_reward.filtering.filter import PreferenceFilter
         from unified_reward.judges import load_judge
 
