@@ -1,7 +1,7 @@
 """The loop closed on one domain: policy -> judge -> candidates -> filter -> DPO, and what it did to the policy.
 
 python src/pipeline.py domain=image_understanding
-python src/pipeline.py -m domain=image_understanding,image_generation judge_kind=joint,single seed=1,2,3
+python src/pipeline.py -m domain=image_understanding,image_generation judge_kind=random,single,joint,oracle seed=1,2,3
 
 Each stage is the command a user would run by hand (src/train.py or src/filter.py), run in <output>/<stage>
 and printed before it starts. A stage whose result exists is skipped, so a killed pipeline resumes (the filter
@@ -107,9 +107,11 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.policy:
         _train_stage(cfg, "policy", domain.policy_experiment, out, [])
     judge, judge_metrics = cfg.judge, {}
-    if not judge:
+    if not judge and cfg.judge_kind in ("oracle", "random"):  # the ceiling and the floor: nothing to train
+        judge = cfg.judge_kind
+    elif not judge:
         if cfg.judge_kind not in ("joint", "single"):
-            raise SystemExit(f"judge_kind must be joint or single, got {cfg.judge_kind!r}")
+            raise SystemExit(f"judge_kind must be joint, single, oracle or random, got {cfg.judge_kind!r}")
         experiment = "reward_joint" if cfg.judge_kind == "joint" else f"reward_{task}"
         judge_metrics = _train_stage(cfg, "judge", experiment, out, [])
         judge = str(out / "judge" / "export")

@@ -41,7 +41,7 @@ GENERATION = UNDERSTANDING | {
 }
 
 
-def _pipeline(tmp_path, *extra, domain="image_understanding", stages=UNDERSTANDING):
+def _pipeline(tmp_path, *extra, domain="image_understanding", stages=UNDERSTANDING, judge_kind="single"):
     command = [
         sys.executable,
         str(ROOT / "src" / "pipeline.py"),
@@ -49,7 +49,7 @@ def _pipeline(tmp_path, *extra, domain="image_understanding", stages=UNDERSTANDI
         f"hydra.run.dir={tmp_path / 'pipeline'}",
         "candidates_per_prompt=4",
         "batch_size=4",
-        "judge_kind=single",
+        f"judge_kind={judge_kind}",
         PROMPTS,
         f"overrides.all={_quoted([f'paths.root_dir={tmp_path}'])}",
         *(f"overrides.{stage}={_quoted(items)}" for stage, items in stages.items()),
@@ -78,19 +78,22 @@ def test_pipeline_runs_every_stage_then_resumes_without_rerunning(tmp_path):
     assert json.loads((out / "pipeline.json").read_text())["policy_score_after"] == report["policy_score_after"]
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    reason="since the judge starts from the tiny base and reasons, its 40-step version judges every pair of the "
-    "2-step generator's noise samples a tie, so the filter keeps nothing and the pipeline stops (by design); "
-    "this test needs the oracle judge behind the judge interface (issue 14) or a trained generator",
+VIDEO_NOISE_TIES = pytest.mark.xfail(
+    reason="the oracle scores every pair of the 2-step video generator's noise samples alike on the test split "
+    "(measured: 8 sets, 16 tied pairs, none kept), so the pipeline refuses by design; needs a trained generator",
     strict=False,
 )
-@pytest.mark.parametrize("domain", ["image_generation", "video_generation"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("domain", ["image_generation", pytest.param("video_generation", marks=VIDEO_NOISE_TIES)])
 def test_generation_pipeline_samples_filters_and_aligns_a_generator(tmp_path, domain):
-    finished = _pipeline(tmp_path, domain=domain, stages=GENERATION)
+    # the oracle judges: a 40-step judge from the tiny base calls every pair of a 2-step generator's noise a tie
+    finished = _pipeline(tmp_path, domain=domain, stages=GENERATION, judge_kind="oracle")
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads((tmp_path / "pipeline" / "pipeline.json").read_text())
     assert report["candidates"]["train"]["sets"] == 16 and report["filter"]["train"]["point_judgments"] == 64
+    assert report["judge"] == "oracle" and report["oracle_agreement_train"] == 1.0  # the same reading of samples
     assert 1.0 <= report["policy_score_before"] <= 5.0 and 1.0 <= report["policy_score_after"] <= 5.0
     assert (tmp_path / "pipeline" / "dpo" / "export" / "unet" / "config.json").exists()
 

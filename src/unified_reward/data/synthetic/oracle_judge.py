@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from unified_reward.data.schema import is_generation
+import numpy as np
+
+from unified_reward.data.schema import VideoClip, is_generation
 from unified_reward.data.synthetic import oracle
 from unified_reward.prompts.templates import rescale
 from unified_reward.scoring import JudgeQuery, JudgeReadings, Judgment
@@ -16,8 +18,9 @@ ORACLE_SCALE = (oracle.SCORE_LOW, oracle.SCORE_HIGH)
 
 class OracleJudge(JudgeReadings):
     def _score(self, query: JudgeQuery, candidate) -> float:
-        if is_generation(query.task):
-            return oracle.score_generation(query.prompt, candidate).score
+        if is_generation(query.task):  # read as the candidates stage reads samples: small ones upsampled first
+            pixels = candidate.frames if isinstance(candidate, VideoClip) else np.asarray(candidate.convert("RGB"))
+            return oracle.score_generated_sample(query.prompt, pixels)
         return oracle.score_answer(query.prompt, query.context, candidate).score
 
     def judge(self, queries: Sequence[JudgeQuery], *, with_text: bool = False) -> list[Judgment]:
