@@ -28,16 +28,15 @@ import torch
 from ab import alternate, report
 from unified_reward.data.collators import JudgeCollator
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.packing import packed_position_ids, rope_index_of
+from unified_reward.data.packing import rope_index_owner
 from unified_reward.data.schema import MODES, TASKS
 from unified_reward.data.shards import decode_sample, encode_record
 from unified_reward.data.synthetic.world import WorldConfig, make_record
 from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.modules.reward_sft import judge_sft_loss
 from unified_reward.prompts.templates import load_templates
 
 BASE = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny_qwen2_vl_base"
-INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "image_grid_thw", "pixel_values_videos")
-INPUTS += ("video_grid_thw", "mm_token_type_ids")
 
 
 def joint_mix(count: int, seed: int = 0) -> list:
@@ -50,12 +49,8 @@ def joint_mix(count: int, seed: int = 0) -> list:
     ]
 
 
-def train_step(model, optimizer, batch) -> None:
-    inputs = {k: batch[k] for k in INPUTS if k in batch}
-    if "sample_lengths" in batch:
-        inputs["position_ids"] = packed_position_ids(batch, rope_index_of(model))
-    loss = model(**inputs, use_cache=False).loss
-    loss.backward()
+def train_step(model, optimizer, batch, rope) -> None:
+    judge_sft_loss(model, batch, rope).backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
@@ -145,9 +140,10 @@ def main() -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
         def samples_per_second(model=model, optimizer=optimizer, batches=batches) -> float:
+            rope = rope_index_owner(model)
             started = time.perf_counter()
             for batch in batches:
-                train_step(model, optimizer, batch)
+                train_step(model, optimizer, batch, rope)
             return args.batch * len(batches) / (time.perf_counter() - started)
 
         sides[name] = samples_per_second

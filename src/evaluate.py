@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import hydra
@@ -54,11 +55,10 @@ def evaluate(cfg: DictConfig) -> dict:
         PredictionFile,
         Protocol,
         done_ids,
-        protocol_facts,
         read_predictions,
     )
     from unified_reward.benchmarks.report import markdown_table, summarize
-    from unified_reward.callbacks.progress_bar import terminal_progress_bar
+    from unified_reward.callbacks.progress_bar import with_terminal_progress
     from unified_reward.callbacks.progress_log import ProgressLog
 
     L.seed_everything(cfg.protocol.seed, workers=True)
@@ -76,12 +76,8 @@ def evaluate(cfg: DictConfig) -> dict:
         len(todo),
     )
     module = BenchmarkPrediction(load_reader(cfg, protocol), protocol, strict=cfg.strict)
-    bar = terminal_progress_bar()
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=[PredictionFile(output), ProgressLog(), *([bar] if bar else [])],
-        logger=False,
-        enable_progress_bar=bar is not None,
+        cfg.trainer, logger=False, **with_terminal_progress([PredictionFile(output), ProgressLog()])
     )
     if todo:
         loader = DataLoader(todo, batch_size=cfg.batch_size, collate_fn=list)
@@ -96,7 +92,7 @@ def evaluate(cfg: DictConfig) -> dict:
         resamples=cfg.bootstrap_resamples,
         seed=cfg.protocol.seed,
     )
-    facts = protocol_facts(protocol) | {"judge": cfg.judge, "templates": cfg.templates}
+    facts = asdict(protocol) | {"judge": cfg.judge, "templates": cfg.templates}
     (output / "results.json").write_text(json.dumps(results | {"protocol": facts}, indent=2))
     (output / "results.md").write_text(markdown_table(results, facts))
     with SummaryWriter(str(output / "tensorboard")) as writer:

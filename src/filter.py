@@ -91,15 +91,11 @@ def run(cfg: DictConfig) -> Path:
     output = Path(cfg.output) / cfg.split
     writer = ResumableShardWriter(output, flush_every=cfg.flush_every)
     loggers = [hydra.utils.instantiate(e) for e in (cfg.get("logger") or {}).values() if e and "_target_" in e]
-    from unified_reward.callbacks.progress_bar import terminal_progress_bar
+    from unified_reward.callbacks.progress_bar import with_terminal_progress
     from unified_reward.callbacks.progress_log import ProgressLog
 
-    bar = terminal_progress_bar()
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=[writer, ProgressLog(), *([bar] if bar else [])],
-        logger=loggers or False,
-        enable_progress_bar=bar is not None,
+        cfg.trainer, logger=loggers or False, **with_terminal_progress([writer, ProgressLog()])
     )
     if cfg.stage == "candidates":
         datamodule = hydra.utils.instantiate(cfg.data)

@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "or a module group, e.g. `module=reward_sft`."
         )
     from unified_reward.callbacks.empty_epoch_guard import EmptyEpochGuard
-    from unified_reward.callbacks.progress_bar import terminal_progress_bar
+    from unified_reward.callbacks.progress_bar import with_terminal_progress
     from unified_reward.strategies import check_compatibility
 
     check_compatibility(cfg.trainer, cfg.get("model"))
@@ -61,12 +61,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     collate = getattr(module, "collate", None)
     if callable(collate):
         datamodule.collate_fn = collate
-    bar = terminal_progress_bar()
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        callbacks=[*_instantiate_all(cfg.get("callbacks")), EmptyEpochGuard(), *([bar] if bar else [])],
         logger=_instantiate_all(cfg.get("logger")) or False,
-        enable_progress_bar=bar is not None,
+        **with_terminal_progress([*_instantiate_all(cfg.get("callbacks")), EmptyEpochGuard()]),
     )
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

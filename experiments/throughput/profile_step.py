@@ -22,13 +22,12 @@ import torch
 
 from unified_reward.data.collators import JudgeCollator
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.packing import packed_position_ids, rope_index_of
+from unified_reward.data.packing import rope_index_owner
 from unified_reward.data.reading import MixtureStream, ShardStream
+from unified_reward.modules.reward_sft import judge_sft_loss
 from unified_reward.prompts.templates import load_templates
 
 ROOT = Path(__file__).resolve().parents[2]
-INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "image_grid_thw", "pixel_values_videos")
-INPUTS += ("video_grid_thw", "mm_token_type_ids")
 
 
 def main_job_config():
@@ -53,6 +52,7 @@ def profile(cfg, packing: bool, steps: int) -> dict[str, float]:
     processor = hydra.utils.instantiate(cfg.model.processor)
     model = hydra.utils.instantiate(cfg.model.backbone)(processor=processor)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    rope = rope_index_owner(model)
     collate = JudgeCollator(processor, load_templates(None), train_rationale=True, packing=packing)
     seconds: dict[str, float] = defaultdict(float)
     tokens = {"real": 0, "rows": 0}
@@ -64,10 +64,7 @@ def profile(cfg, packing: bool, steps: int) -> dict[str, float]:
         batch = collate(chunk)
         took["collate"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        inputs = {k: batch[k] for k in INPUTS if k in batch}
-        if packing:
-            inputs["position_ids"] = packed_position_ids(batch, rope_index_of(model))
-        loss = model(**inputs, use_cache=False).loss
+        loss = judge_sft_loss(model, batch, rope)
         took["forward"] = time.perf_counter() - clock
         clock = time.perf_counter()
         loss.backward()

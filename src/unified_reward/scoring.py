@@ -56,6 +56,11 @@ class Judgment:
     finished: bool = True
     scale: tuple[float, float] | None = None  # the point scale asked for (None for pairs)
 
+    @property
+    def expected_score(self) -> float | None:
+        """The mean score under a point reading's probabilities; None where there is no reading."""
+        return sum(score * p for score, p in self.probabilities.items()) if self.probabilities else None
+
     def parsed(self, mode: str):
         """The verdict (pair) or score (point) the text states; None where the text is invalid or absent, and
         for a score outside the scale that was asked for."""
@@ -142,8 +147,8 @@ class JudgeReadings:
 
     def expected_scores(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
         """On the scale each query is asked on (`asked_scale`); NaN where that scale cannot be read in one pass."""
-        rows = self.answer_probabilities(queries)
-        return torch.tensor([sum(score * p for score, p in row.items()) if row else float("nan") for row in rows])
+        expected = [j.expected_score for j in self.judge(queries)]
+        return torch.tensor([float("nan") if e is None else e for e in expected])
 
     def compare(
         self,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from unified_reward.data.collators import JudgeCollator, encode_chat, pad_batch
-from unified_reward.data.packing import pack_batch, pack_rows, packed_position_ids, rope_index_of
+from unified_reward.data.packing import pack_batch, pack_rows, packed_position_ids, rope_index_owner
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.prompts.templates import load_templates
 
@@ -38,7 +38,7 @@ def _padded_per_sample(model, batch):
 
 
 def _packed_per_sample(model, batch, count):
-    position_ids = packed_position_ids(batch, rope_index_of(model))
+    position_ids = packed_position_ids(batch, rope_index_owner(model))
     out = model(
         input_ids=batch["input_ids"],
         position_ids=position_ids,
@@ -79,7 +79,7 @@ def test_packed_and_padded_give_the_same_per_sample_losses_and_gradients(family,
         return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     loss_padded, grads_padded = gradients(padded)
-    loss_packed, grads_packed = gradients(packed, position_ids=packed_position_ids(packed, rope_index_of(model)))
+    loss_packed, grads_packed = gradients(packed, position_ids=packed_position_ids(packed, rope_index_owner(model)))
     assert torch.allclose(loss_packed, loss_padded, atol=1e-5)
     assert grads_packed.keys() == grads_padded.keys()
     for name, grad in grads_padded.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ class JudgeReader:
             for candidate in pair
         ]
         judgments = self.judge.judge(queries, with_text=text)
-        scores = [j.parsed("point") if text and j.text is not None else _expected(j.probabilities) for j in judgments]
+        scores = [j.parsed("point") if text and j.text is not None else j.expected_score for j in judgments]
         readings = []
         for k in range(len(shown)):
             a, b = scores[2 * k], scores[2 * k + 1]
@@ -102,10 +102,6 @@ class JudgeReader:
 
 def _argmax(probabilities: dict[str, float]) -> str | None:
     return max(probabilities, key=probabilities.get) if probabilities else None
-
-
-def _expected(probabilities: dict[float, float]) -> float | None:
-    return sum(s * p for s, p in probabilities.items()) if probabilities else None
 
 
 def _point_verdict(a: float | None, b: float | None, threshold: float) -> str | None:
@@ -220,7 +216,3 @@ def read_predictions(folder: str | Path) -> list[dict[str, Any]]:
 
 def done_ids(folder: str | Path) -> set[str]:
     return {row["id"] for row in read_predictions(folder)}
-
-
-def protocol_facts(protocol: Protocol) -> dict[str, Any]:
-    return asdict(protocol)

@@ -4,6 +4,7 @@ runs are trained by max_steps over endless streams, where Lightning's `Epoch 0/-
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from lightning.pytorch.callbacks import RichProgressBar
 
@@ -17,6 +18,9 @@ class StepProgressBar(RichProgressBar):
         return description
 
 
-def terminal_progress_bar() -> StepProgressBar | None:
-    """A bar when stdout is a terminal, else None (`Trainer(enable_progress_bar=False)`)."""
-    return StepProgressBar() if sys.stdout.isatty() else None
+def with_terminal_progress(callbacks: list) -> dict[str, Any]:
+    """Trainer arguments: `callbacks` plus the progress bar when stdout is a terminal, and the bar switched off
+    otherwise."""
+    if not sys.stdout.isatty():
+        return {"callbacks": list(callbacks), "enable_progress_bar": False}
+    return {"callbacks": [*callbacks, StepProgressBar()], "enable_progress_bar": True}

@@ -10,7 +10,6 @@ is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -73,9 +72,30 @@ def pack_batch(encoded: list[EncodedChat], processor: VLMProcessor, max_tokens: 
     return batch
 
 
-def packed_position_ids(batch: dict[str, Any], rope_index: Callable[..., tuple[torch.Tensor, torch.Tensor]]):
+def rope_index_owner(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The submodule with Qwen's `get_rope_index` (3-D positions), or None for 1-D-position models."""
+    return next((m for m in model.modules() if hasattr(m, "get_rope_index")), None)
+
+
+def span_rope_positions(
+    rope: torch.nn.Module, batch: dict[str, Any], row: int, span: slice, images: slice, videos: slice
+):
+    """(3, span length): the 3-D rotary positions of the sample at `span` of `row` as if it had the row to itself;
+    `images` / `videos` select its grids among the batch's."""
+    own, _ = rope.get_rope_index(
+        input_ids=batch["input_ids"][row : row + 1, span],
+        mm_token_type_ids=batch["mm_token_type_ids"][row : row + 1, span],
+        image_grid_thw=batch["image_grid_thw"][images] if images.stop > images.start else None,
+        video_grid_thw=batch["video_grid_thw"][videos] if videos.stop > videos.start else None,
+    )
+    return own[:, 0]
+
+
+def packed_position_ids(batch: dict[str, Any], rope: torch.nn.Module | None) -> torch.Tensor:
     """(4, rows, length): text positions restarting per sample (and per row-end padding), then the 3-D rotary
-    positions of each sample as `rope_index` (the model's `get_rope_index`) gives them for it alone."""
+    positions of each sample (`span_rope_positions`; `rope`: the model's `rope_index_owner`)."""
+    if rope is None:
+        raise ValueError("packed batches need a Qwen-family model (get_rope_index): only those can be packed")
     rows, width = batch["input_ids"].shape
     device = batch["input_ids"].device
     positions = torch.zeros((4, rows, width), dtype=torch.long, device=device)
@@ -85,25 +105,13 @@ def packed_position_ids(batch: dict[str, Any], rope_index: Callable[..., tuple[t
         for length in lengths:
             n_images, n_videos = batch["sample_media"][sample]
             span = slice(start, start + length)
-            grids = {
-                "image_grid_thw": batch["image_grid_thw"][images : images + n_images] if n_images else None,
-                "video_grid_thw": batch["video_grid_thw"][videos : videos + n_videos] if n_videos else None,
-            }
             positions[:, r, span] = torch.arange(length, device=device)
             if n_images or n_videos:  # text-only samples keep plain positions in all three dimensions
-                three_d, _ = rope_index(
-                    batch["input_ids"][r : r + 1, span], batch["mm_token_type_ids"][r : r + 1, span], **grids
+                own = span_rope_positions(
+                    rope, batch, r, span, slice(images, images + n_images), slice(videos, videos + n_videos)
                 )
-                positions[1:, r, span] = three_d[:, 0]
+                positions[1:, r, span] = own
             images, videos, sample, start = images + n_images, videos + n_videos, sample + 1, start + length
         if start < width:  # the row's padding: a block of its own
             positions[:, r, start:] = torch.arange(width - start, device=device)
     return positions
-
-
-def rope_index_of(model: torch.nn.Module) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    """The `get_rope_index` of a Qwen-family model (also inside a peft wrapper)."""
-    for module in model.modules():
-        if hasattr(module, "get_rope_index") and not hasattr(module, "lm_head"):
-            return module.get_rope_index
-    raise ValueError(f"{type(model).__name__} has no get_rope_index: only the Qwen families can be packed")

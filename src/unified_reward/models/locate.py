@@ -14,7 +14,7 @@ HUB_ID_EXAMPLE = "Qwen/Qwen2-VL-7B-Instruct"
 
 
 def looks_like_path(value: str) -> bool:
-    return value.startswith(("/", "./", "../", "~", ".")) or "\\" in value or value.count("/") > 1
+    return value.startswith(("/", ".", "~")) or "\\" in value or value.count("/") > 1
 
 
 def locate_pretrained(value: str, what: str = "model.pretrained") -> str:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from unified_reward.data.collators import JudgeCollator
-from unified_reward.data.packing import packed_position_ids, rope_index_of
+from unified_reward.data.packing import packed_position_ids, rope_index_owner
 from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
@@ -44,6 +44,16 @@ MODEL_INPUTS = (
     "mm_token_type_ids",
     "image_sizes",
 )
+
+
+def judge_sft_loss(model: nn.Module, batch: dict[str, Any], rope: nn.Module | None = None) -> torch.Tensor:
+    """Next-token cross-entropy on the answer tokens of a collated batch; a packed batch (`sample_lengths`) gets
+    positions restarting per sample, from which transformers builds the block-diagonal mask (`rope`: the model's
+    `rope_index_owner`, found here when not given)."""
+    inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+    if "sample_lengths" in batch:
+        inputs["position_ids"] = packed_position_ids(batch, rope if rope is not None else rope_index_owner(model))
+    return model(**inputs, use_cache=False).loss
 
 
 class RewardSFTModule(L.LightningModule):
@@ -92,6 +102,7 @@ class RewardSFTModule(L.LightningModule):
         )
         self._results: dict[str, list[tuple]] = {"val": [], "test": []}
         self._sharded = False  # set once FSDP2 has sharded the model (configure_model runs for fit and test)
+        self._rope: tuple[nn.Module | None] | None = None  # the model's rope_index_owner, for packed batches
 
     # ---- training --------------------------------------------------------------------------------------
 
@@ -106,10 +117,9 @@ class RewardSFTModule(L.LightningModule):
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
-        if "sample_lengths" in batch:  # packed rows: positions restart per sample, the mask follows from them
-            inputs["position_ids"] = packed_position_ids(batch, rope_index_of(self.model))
-        return self.model(**inputs, use_cache=False).loss
+        if self._rope is None and "sample_lengths" in batch:  # found once, not every step
+            self._rope = (rope_index_owner(self.model),)
+        return judge_sft_loss(self.model, batch, self._rope[0] if self._rope else None)
 
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int):
         if batch is None:  # every sample of the batch was too long and skipped (counted by the collator)
@@ -160,7 +170,7 @@ class RewardSFTModule(L.LightningModule):
             predicted = max(VERDICTS, key=lambda v: reading.get(v, 0.0))
             self._results[split].append(("acc", record.stream, float(predicted == record.label)))
         else:  # compared on the label's scale (a template may ask on its own)
-            expected = rescale(sum(score * p for score, p in reading.items()), judgment.scale, record.scale)
+            expected = rescale(judgment.expected_score, judgment.scale, record.scale)
             self._results[split].append(("point", record.stream, expected, record.label.score))
 
     def _update_generated(self, split: str, record: PreferenceRecord, judgment) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from unified_reward.data.packing import rope_index_owner, span_rope_positions
 from unified_reward.data.policy_pairs import (
     CHOSEN,
     REJECTED,
@@ -55,11 +56,6 @@ REFERENCES = ("adapter", "copy", "precomputed")
 EVALUATORS = (None, "synthetic_oracle")
 REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precomputed reference log-probs
 MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "image_sizes")
-
-
-def rope_index_owner(model: nn.Module) -> nn.Module | None:
-    """The submodule with Qwen's `get_rope_index` (3-D positions), or None for 1-D-position models."""
-    return next((m for m in model.modules() if hasattr(m, "get_rope_index")), None)
 
 
 def shared_prompt_positions(rope: nn.Module | None, batch: dict[str, Any]) -> torch.Tensor:
@@ -85,7 +81,7 @@ def shared_prompt_positions(rope: nn.Module | None, batch: dict[str, Any]) -> to
 def packed_pair_positions(rope: nn.Module | None, batch: dict[str, Any]) -> torch.Tensor:
     """`shared_prompt_positions` for rows that hold several pairs (`pack_tokens`): each pair's positions as if it
     had the row to itself, from `batch["pair_spans"]` (start, prompt, chosen, rejected, images, videos)."""
-    ids, types = batch["input_ids"], batch.get("mm_token_type_ids")
+    ids = batch["input_ids"]
     shape = (3, *ids.shape) if rope is not None else ids.shape
     positions = torch.zeros(shape, dtype=torch.long, device=ids.device)
     images = videos = 0
@@ -93,13 +89,9 @@ def packed_pair_positions(rope: nn.Module | None, batch: dict[str, Any]) -> torc
         for start, p, c, r, n_images, n_videos in spans:
             span = slice(start, start + p + c + r)
             if rope is not None:
-                own, _ = rope.get_rope_index(
-                    input_ids=ids[row : row + 1, span],
-                    mm_token_type_ids=types[row : row + 1, span],
-                    image_grid_thw=batch["image_grid_thw"][images : images + n_images] if n_images else None,
-                    video_grid_thw=batch["video_grid_thw"][videos : videos + n_videos] if n_videos else None,
+                own = span_rope_positions(
+                    rope, batch, row, span, slice(images, images + n_images), slice(videos, videos + n_videos)
                 )
-                own = own[:, 0]
             else:
                 own = torch.arange(p + c + r, device=ids.device)
             own = own.clone()

@@ -74,19 +74,19 @@ class PointJudgment:
         return self.score is not None
 
 
-def _without_thinking(text: str) -> tuple[str, bool]:
-    """The text where the verdict is to be read, and whether it is one decisive place (answer block, first
-    sentence after Overall Judgment) rather than the whole text."""
+def _verdict_region(text: str) -> str:
+    """Where the verdict is to be read: the last answer block, else the first sentence after the last Overall
+    Judgment, else the whole text without its thinking."""
     answers = _ANSWER_BLOCK.findall(text)
     if answers:
-        return answers[-1], True
+        return answers[-1]
     text = _THINK_BLOCK.sub(" ", text)
     overall = list(_OVERALL.finditer(text))
     if not overall:
-        return text, False
+        return text
     after = text[overall[-1].end() :].lstrip(" \t\n*_")
     end = _SENTENCE_END.search(after)
-    return (after[: end.start()] if end else after), True
+    return after[: end.start()] if end else after
 
 
 def _mentions(region: str) -> list[tuple[int, Verdict]]:
@@ -120,7 +120,7 @@ def verdict_start(text: str) -> int | None:
 
 def parse_pair(text: str) -> PairJudgment:
     """The verdict of a pairwise answer (module docstring for the forms and where they are read)."""
-    region, _ = _without_thinking(text)
+    region = _verdict_region(text)
     mentions = _mentions(region)
     verdicts = {verdict for _, verdict in mentions}
     if len(verdicts) == 1:
@@ -134,7 +134,7 @@ def parse_pair(text: str) -> PairJudgment:
 def parse_score(text: str, scale: tuple[float, float] | None = None) -> PointJudgment:
     """The number after the last `Final Score:`, decimals kept; invalid when it lies outside `scale` (low, high),
     the scale the judge was asked to answer on."""
-    region, _ = _without_thinking(text)
+    region = _verdict_region(text)
     matches = _SCORE.findall(region) or _SCORE.findall(text)
     if not matches:
         return PointJudgment(None)
