@@ -40,6 +40,7 @@ from unified_reward.prompts.templates import (
     save_templates,
     score_answer,
 )
+from unified_reward.shared_prefix import media_digest, read_windows, shared_prefix
 from unified_reward.strategies import is_sharded
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,10 @@ class Judge(JudgeReadings):
         max_length: int | None = None,
         reasoning: bool = False,
         max_reasoning_tokens: int = 128,
+        prefix_reuse: bool = True,
+        prefix_block: int = 8,
+        min_shared_tokens: int = 16,
+        min_shared_fraction: float = 0.5,
     ):
         self.model = model
         self.processor = processor
@@ -211,6 +216,12 @@ class Judge(JudgeReadings):
         self.max_length = max_length
         self.reasoning = reasoning
         self.max_reasoning_tokens = max_reasoning_tokens
+        self.prefix_reuse = prefix_reuse  # encode a shared prefix once (`shared_prefix`); results equal without
+        self.prefix_block = prefix_block
+        self.min_shared_tokens = min_shared_tokens
+        # below this share of the rows' mean length, the prefix's own forward costs more than it saves (measured
+        # with benchmarks/bench_judge.py: generation sets share ~0.1-0.4 of a row, understanding sets ~0.8)
+        self.min_shared_fraction = min_shared_fraction
         self._tries: dict[Any, tuple[AnswerTrie, list[Any]]] = {}
 
     # ---- answers and their trie ----------------------------------------------------------------------
@@ -252,11 +263,11 @@ class Judge(JudgeReadings):
 
     # ---- one-forward reading -------------------------------------------------------------------------
 
-    def _encode(self, query: JudgeQuery):
+    def _encode(self, query: JudgeQuery, media_memo: dict | None = None):
         parts = render_judge_prompt(
             self.templates, query.task, query.mode, query.prompt, query.context, query.candidates, query.scale
         )
-        return encode_chat(self.processor, parts, None, max_length=self.max_length)
+        return encode_chat(self.processor, parts, None, max_length=self.max_length, media_memo=media_memo)
 
     def _model_batch(self, encoded, *, left: bool = False) -> dict[str, torch.Tensor]:
         batch = pad_batch(encoded, self.processor, left=left)
@@ -264,36 +275,73 @@ class Judge(JudgeReadings):
         device = next(self.model.parameters()).device
         return {k: v.to(device) for k, v in batch.items()}
 
-    def _read_after(self, encoded: list, tries: list) -> list[dict[Any, float]]:
+    def _read_after(self, encoded: list, tries: list, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
         """Answer probabilities read after each encoded prefix (a prompt, or a prompt and its rationale)."""
-        prefix_lengths = [len(e.input_ids) for e in encoded]
+        windows = []
         for e, (trie, _) in zip(encoded, tries, strict=True):
             path = list(trie.path) if trie is not None else []
+            windows.append((len(e.input_ids) - 1, len(path) + 1))  # from the last prompt token on
             e.input_ids = e.input_ids + path
             e.labels = e.labels + [-100] * len(path)
-        logits = self.model(**self._model_batch(encoded), use_cache=False).logits
+        logits = self._window_logits(encoded, windows, queries)
         results = []
-        for row, ((trie, meanings), length) in enumerate(zip(tries, prefix_lengths, strict=True)):
+        for window, (trie, meanings) in zip(logits, tries, strict=True):
             if trie is None:  # a scale that cannot be read in one pass: no probabilities
                 results.append({})
                 continue
-            window = logits[row, length - 1 : length + len(trie.path)]
             probabilities = torch.softmax(trie.log_probabilities(window), dim=0)
             results.append(dict(zip(meanings, probabilities.tolist(), strict=True)))
         return results
 
+    def _window_logits(self, encoded: list, windows: list, queries: Sequence[JudgeQuery]) -> list[torch.Tensor]:
+        """Each row's logits over its window: groups of queries with a long enough shared prefix (same task, mode,
+        prompt and context) read on from its cache (`shared_prefix`), the rest in plain padded batches."""
+        logits: list[torch.Tensor | None] = [None] * len(encoded)
+        groups: dict[Any, list[int]] = {}
+        if self.prefix_reuse and not is_sharded(self.model):  # sharded: every rank must run the same forwards
+            for i, q in enumerate(queries):
+                groups.setdefault((q.task, q.mode, q.prompt, media_digest(q.context)), []).append(i)
+        plain = [i for rows in groups.values() if len(rows) < 2 for i in rows] if groups else list(range(len(encoded)))
+        for rows in (rows for rows in groups.values() if len(rows) >= 2):
+            keep = [len(encoded[i].input_ids) - windows[i][0] for i in rows]
+            prefix = shared_prefix([encoded[i] for i in rows], self.processor, keep)
+            mean_length = sum(len(encoded[i].input_ids) for i in rows) / len(rows)
+            if prefix.tokens < max(self.min_shared_tokens, self.min_shared_fraction * mean_length):
+                plain += rows
+                continue
+            read = read_windows(
+                self.model,
+                self.processor,
+                [encoded[i] for i in rows],
+                prefix,
+                [windows[i] for i in rows],
+                batch_size=self.batch_size,
+            )
+            for i, window in zip(rows, read, strict=True):
+                logits[i] = window
+        for start in range(0, len(plain), self.batch_size):
+            rows = sorted(plain)[start : start + self.batch_size]
+            batch_logits = self.model(**self._model_batch([encoded[i] for i in rows]), use_cache=False).logits
+            for row, i in enumerate(rows):
+                begin, length = windows[i]
+                logits[i] = batch_logits[row, begin : begin + length]
+        return logits
+
     @torch.no_grad()
     def judge(self, queries: Sequence[JudgeQuery], *, with_text: bool = False) -> list[Judgment]:
         """Every query's answer probabilities; a reasoning judge first writes its rationale (kept as `text`).
-        `with_text` also gives a direct judge's greedy answer (one more pass, `generate`)."""
+        `with_text` also gives a direct judge's greedy answer (one more pass, `generate`). Queries are read in
+        blocks of `batch_size * prefix_block` so that those sharing a prefix meet in one block."""
         judgments: list[Judgment] = []
-        for start in range(0, len(queries), self.batch_size):
-            chunk = queries[start : start + self.batch_size]
+        block = self.batch_size * (self.prefix_block if self.prefix_reuse and not self.reasoning else 1)
+        for start in range(0, len(queries), block):
+            chunk = queries[start : start + block]
             tries = [self._trie(q) for q in chunk]
-            encoded = [self._encode(q) for q in chunk]
+            media_memo: dict = {}  # lives as long as `chunk` holds the media it is keyed by
+            encoded = [self._encode(q, media_memo) for q in chunk]
             if not self.reasoning:
                 texts = self.generate(chunk, self.max_reasoning_tokens) if with_text else [None] * len(chunk)
-                readings = self._read_after(encoded, tries)
+                readings = self._read_after(encoded, tries, chunk)
                 judgments += [
                     Judgment(r, t, scale=self.asked_scale(q)) for r, t, q in zip(readings, texts, chunk, strict=True)
                 ]
@@ -307,7 +355,7 @@ class Judge(JudgeReadings):
                 finished.append(cut is not None)
                 e.input_ids = e.input_ids + ids[: len(ids) if cut is None else cut]
                 e.labels = e.labels + [-100] * (len(ids) if cut is None else cut)
-            readings = self._read_after(encoded, tries)
+            readings = self._read_after(encoded, tries, chunk)
             texts = self.processor.tokenizer.batch_decode(written, skip_special_tokens=True)
             judgments += [
                 Judgment(r, t, f, self.asked_scale(q))

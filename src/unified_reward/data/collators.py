@@ -106,43 +106,56 @@ def _llava_video(processor: VLMProcessor, clip: VideoClip) -> tuple[torch.Tensor
     return (pixels - mean) / std, len(frames) * pooled * pooled + 1
 
 
+def _media_input(processor: VLMProcessor, part: dict[str, Any]) -> tuple[torch.Tensor, list[int], int]:
+    """One media part's pixel tensor, its grid (Qwen) or (height, width) (LLaVA-OneVision images; [] for its
+    videos), and how many placeholder tokens it takes."""
+    if processor.family == "llava_onevision":
+        if part["type"] == "image":
+            return _llava_image(processor, part["media"])
+        frames, count = _llava_video(processor, part["media"])
+        return frames, [], count
+    merge = getattr(processor.image_processor, "merge_size", 1) ** 2  # Qwen merges 2x2 patches into a token
+    patches, grid = (image_patches if part["type"] == "image" else video_patches)(processor, part["media"])
+    return patches, grid, int(np.prod(grid)) // merge
+
+
 def encode_chat(
     processor: VLMProcessor,
     parts: list[dict[str, Any]],
     answer: str | None,
     *,
     max_length: int | None = None,
+    media_memo: dict | None = None,
 ) -> EncodedChat:
-    """Token ids for one user turn and (optionally) the assistant answer, labelled for SFT."""
+    """Token ids for one user turn and (optionally) the assistant answer, labelled for SFT. `media_memo`: a dict
+    the caller keeps while the media objects live (one judge call), so a medium shown in many prompts (a candidate
+    set's context) is processed once."""
     tokenizer = processor.tokenizer
-    llava = processor.family == "llava_onevision"
     chat_parts = [{"type": p["type"], "text": p.get("text", "")} for p in parts]
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": chat_parts}], tokenize=False, add_generation_prompt=True
     )
     encoded = EncodedChat([], [])
-    merge = getattr(processor.image_processor, "merge_size", 1) ** 2  # Qwen merges 2x2 patches into a token
     token_counts: dict[int, list[int]] = {image_id(processor): [], video_id(processor): []}
     for part in parts:
-        if llava and part["type"] == "image":
-            tiles, size, count = _llava_image(processor, part["media"])
-            encoded.pixel_values.append(tiles)
-            encoded.image_sizes.append(size)
+        if part["type"] not in ("image", "video"):
+            continue
+        key = (part["type"], id(part["media"]))
+        media = media_memo.get(key) if media_memo is not None else None
+        if media is None:
+            media = _media_input(processor, part)
+            if media_memo is not None:
+                media_memo[key] = media
+        pixels, shape, count = media
+        if part["type"] == "image":
+            encoded.pixel_values.append(pixels)
+            (encoded.image_sizes if processor.family == "llava_onevision" else encoded.image_grid_thw).append(shape)
             token_counts[image_id(processor)].append(count)
-        elif llava and part["type"] == "video":
-            frames, count = _llava_video(processor, part["media"])
-            encoded.pixel_values_videos.append(frames)
+        else:
+            encoded.pixel_values_videos.append(pixels)
+            if processor.family != "llava_onevision":
+                encoded.video_grid_thw.append(shape)
             token_counts[video_id(processor)].append(count)
-        elif part["type"] == "image":
-            patches, grid = image_patches(processor, part["media"])
-            encoded.pixel_values.append(patches)
-            encoded.image_grid_thw.append(grid)
-            token_counts[image_id(processor)].append(int(np.prod(grid)) // merge)
-        elif part["type"] == "video":
-            patches, grid = video_patches(processor, part["media"])
-            encoded.pixel_values_videos.append(patches)
-            encoded.video_grid_thw.append(grid)
-            token_counts[video_id(processor)].append(int(np.prod(grid)) // merge)
     prompt_ids: list[int] = []
     for token in tokenizer(text, add_special_tokens=False)["input_ids"]:
         # each media placeholder stands for as many tokens as its media takes, in order
