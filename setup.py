@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "pillow>=10",
     "pandas>=2",  # benchmark readers (parquet, csv)
     "pyarrow>=14",
+    "litserve>=0.2.19,<0.3",  # the reward server (src/serve.py)
 ]
 
 DEV_REQUIRES = [

@@ -1,0 +1,147 @@
+import base64
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.scoring import Judge
+from unified_reward.serving.client import media_data_url
+from unified_reward.serving.requests import Limits, RequestError, answer, group_win_rates, parse_request
+
+LIMITS = Limits()
+
+
+def image(seed: int, size: int = 32) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8))
+
+
+def body(op: str, **fields):
+    base = {"op": op, "task": "image_generation", "prompt": "two red circles"}
+    if op == "score":
+        base["candidate"] = media_data_url(image(0))
+    else:
+        base["candidates"] = [media_data_url(image(i)) for i in range(2 if op == "compare" else 3)]
+    return base | fields
+
+
+@pytest.fixture(scope="module")
+def judge():
+    torch.manual_seed(0)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    model = build_vlm("qwen2_vl", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
+    return Judge(model, processor, batch_size=4)
+
+
+def test_requests_become_the_judge_queries_they_ask_for():
+    assert [q.mode for q in parse_request(body("score"), LIMITS).queries] == ["point"]
+    assert [q.mode for q in parse_request(body("compare", both_orders=True), LIMITS).queries] == ["pair", "pair"]
+    group = parse_request(body("group_rewards"), LIMITS)
+    assert [q.mode for q in group.queries] == ["point"] * 3 + ["pair"] * 3  # every candidate, every pair
+    understanding = parse_request(
+        {
+            "op": "compare",
+            "task": "video_understanding",
+            "prompt": "how many?",
+            "candidates": ["two", "three"],
+            "context": media_data_url(np.zeros((4, 32, 32, 3), dtype=np.uint8)),
+        },
+        LIMITS,
+    )
+    assert understanding.context.frames.shape[1:] == (32, 32, 3) and understanding.candidates == ["two", "three"]
+
+
+def _png_bytes(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("request_body", "status", "names"),
+    [
+        (["not", "an", "object"], 422, "JSON object"),
+        (body("score") | {"op": "rank"}, 422, "field 'op'"),
+        (body("score", task="audio_generation"), 422, "field 'task'"),
+        (body("score", prompt=""), 422, "field 'prompt'"),
+        (body("compare", candidates=[]), 422, "'compare' takes 2-2 candidates"),
+        (body("group_rewards", candidates=[media_data_url(image(0))] * 17), 413, "2-16 candidates"),
+        (body("score", candidate="data:image/png;base64,not base64!"), 400, "base64 does not decode"),
+        (
+            body("score", candidate="data:image/png;base64," + base64.b64encode(b"\x89PNG garbage").decode()),
+            400,
+            "not a decodable image",
+        ),
+        (
+            body("score", candidate="data:video/mp4;base64," + base64.b64encode(b"not a video").decode()),
+            422,
+            "must be image media",
+        ),
+        (body("score", candidate="https://example.com/a.png"), 400, "remote URLs are not fetched"),
+        (body("score", candidate="two red circles"), 422, "data URL"),
+        (body("score", context=media_data_url(image(1))), 422, "field 'context' must be absent"),
+        (body("score", scale=[5, 1]), 422, "low < high"),
+        (body("compare", both_orders="yes"), 422, "both_orders"),
+        (
+            body("score", candidate="data:image/png;base64," + base64.b64encode(_png_bytes((5000, 4000))).decode()),
+            413,
+            "exceed the limit",
+        ),
+    ],
+)
+def test_bad_requests_get_a_4xx_that_names_the_problem(request_body, status, names):
+    with pytest.raises(RequestError) as error:
+        parse_request(request_body, LIMITS)
+    assert error.value.status == status and names in error.value.message
+
+
+def test_a_corrupt_video_is_refused_with_its_field():
+    bad = {
+        "op": "score",
+        "task": "video_generation",
+        "prompt": "a ball",
+        "candidates": ["data:video/mp4;base64," + base64.b64encode(b"\x00\x00\x00\x18ftypmp42 broken").decode()],
+    }
+    with pytest.raises(RequestError) as error:
+        parse_request(bad, LIMITS)
+    assert error.value.status == 400 and "field 'candidates[0]': not a decodable video" in error.value.message
+
+
+def test_group_win_rates_count_verdicts_with_ties_half():
+    # 3 samples; pairs (0,1): first wins, (0,2): tie, (1,2): second wins
+    rows = [[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.1, 0.8, 0.1]]
+    wins, expected = group_win_rates(3, rows)
+    assert wins == [(1 + 0.5) / 2, (0 + 0) / 2, (0.5 + 1) / 2]
+    hand = [(0.7 + 0.05) + (0.3 + 0.2), (0.2 + 0.05) + (0.1 + 0.05), (0.3 + 0.2) + (0.8 + 0.05)]
+    assert all(math.isclose(e, h / 2) for e, h in zip(expected, hand, strict=True))
+
+
+def test_answers_equal_the_judge_api(judge):
+    prompt = "two red circles"
+    images = [image(i) for i in range(3)]
+    requests = [
+        parse_request(body("score", candidate=media_data_url(images[0])), LIMITS),
+        parse_request(body("compare", both_orders=True), LIMITS),
+        parse_request(body("group_rewards", candidates=[media_data_url(x) for x in images]), LIMITS),
+    ]
+    score, compare, group = answer(judge, requests)
+    decoded = [r.candidates for r in requests]  # what the server judged (PNG round trip of the same pixels)
+    assert math.isclose(score["score"], judge.score("image_generation", [prompt], decoded[0])[0].item(), abs_tol=1e-5)
+    expected = judge.compare("image_generation", [prompt], [decoded[1][0]], [decoded[1][1]], both_orders=True)
+    assert math.isclose(compare["p_first"], expected.item(), abs_tol=1e-5)
+    points = judge.score("image_generation", [prompt] * 3, decoded[2])
+    assert np.allclose(group["scores"], points.numpy(), atol=1e-5)
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    rows = judge.pair_probabilities(
+        [
+            parse_request(
+                body("compare", candidates=[media_data_url(images[i]), media_data_url(images[j])]), LIMITS
+            ).queries[0]
+            for i, j in pairs
+        ]
+    )
+    assert np.allclose(group["win_rates"], group_win_rates(3, rows.tolist())[0])
+    assert np.allclose(group["expected_win_rates"], group_win_rates(3, rows.tolist())[1], atol=1e-5)

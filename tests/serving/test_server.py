@@ -1,0 +1,256 @@
+"""The reward server on loopback: its answers equal the in-process judge's, bad requests get 4xx while it keeps
+serving, 16 concurrent clients, a client killed mid-request, a clean restart. Bounded: one tiny judge, tens of
+requests."""
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unified_reward.data.collators import encode_chat
+from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.scoring import Judge, generate_texts
+from unified_reward.serving.client import JudgeClient, ServerError, diffusion_group_rewards, media_data_url, trl_reward
+from unified_reward.serving.process import ServerProcess
+from unified_reward.serving.requests import Limits, answer, parse_request
+
+TOKEN = "test-token"
+MAX_BYTES = 2_000_000
+
+
+def image(seed: int) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    torch.manual_seed(0)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    model = build_vlm("qwen2_vl", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
+    folder = tmp_path_factory.mktemp("serve") / "judge"
+    Judge(model, processor).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(export, tmp_path_factory):
+    run = tmp_path_factory.mktemp("serve-run")
+    process = ServerProcess(
+        f"judge={export}",
+        f"token={TOKEN}",
+        f"limits.max_request_bytes={MAX_BYTES}",
+        "batch_size=16",
+        f"hydra.run.dir={run}",
+        log=run / "server.log",
+    )
+    with process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def reference(export):
+    return Judge.from_pretrained(export, batch_size=16)
+
+
+def expected(reference, body):
+    return answer(reference, [parse_request(body, Limits())])[0]
+
+
+def close(a, b, tol=1e-4):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b, strict=True))
+    return abs(a - b) <= tol
+
+
+def bodies():
+    """Valid requests of every op, generation and understanding."""
+    images = [media_data_url(image(i)) for i in range(4)]
+    return [
+        {"op": "score", "task": "image_generation", "prompt": "two red circles", "candidate": images[0]},
+        {
+            "op": "compare",
+            "task": "image_generation",
+            "prompt": "a blue square",
+            "candidates": images[:2],
+            "both_orders": True,
+        },
+        {"op": "group_rewards", "task": "image_generation", "prompt": "a green star", "candidates": images},
+        {
+            "op": "group_rewards",
+            "task": "image_understanding",
+            "prompt": "What colour is the circle?",
+            "candidates": ["red", "blue", "green"],
+            "context": images[3],
+        },
+    ]
+
+
+def test_every_endpoint_answers_what_the_in_process_judge_answers(server, reference):
+    client = JudgeClient(server.url, token=TOKEN)
+    for body in bodies():
+        assert close(client.post("/v1/judge", body), expected(reference, body))
+    assert close(
+        client.score("image_generation", "two red circles", image(0)), expected(reference, bodies()[0])["score"]
+    )
+
+
+def test_chat_completions_answer_as_the_judge_writes(server, reference):
+    parts = [{"type": "text", "text": "Rate the image from 1 to 5. End with 'Final Score: X'."}]
+    message = {
+        "role": "user",
+        "content": parts + [{"type": "image_url", "image_url": {"url": media_data_url(image(5))}}],
+    }
+    response = JudgeClient(server.url, token=TOKEN).post(
+        "/v1/chat/completions", {"model": "judge", "messages": [message], "max_tokens": 6}
+    )
+    request = parse_request(
+        {"op": "score", "task": "image_generation", "prompt": "x", "candidate": media_data_url(image(5))}, Limits()
+    )
+    encoded = encode_chat(reference.processor, parts + [{"type": "image", "media": request.candidates[0]}], None)
+    written = generate_texts(reference.model, reference.processor, [encoded], 6)[0]
+    assert response["choices"][0]["message"]["content"] == written
+    with pytest.raises(ServerError) as error:
+        JudgeClient(server.url, token=TOKEN).post("/v1/chat/completions", {"messages": [message, message]})
+    assert error.value.status == 422 and "exactly one user message" in error.value.message
+
+
+def raw_post(url, data: bytes, token=TOKEN):
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url + "/v1/judge", data, headers), timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, reference):
+    status, text = raw_post(server.url, b'{"op": "score", "task": ')
+    assert status == 422 and "JSON decode error" in text
+    assert raw_post(server.url, json.dumps(bodies()[0]).encode(), token=None)[0] == 401
+    assert raw_post(server.url, json.dumps(bodies()[0]).encode(), token="wrong")[0] == 401
+    assert raw_post(server.url, b'{"pad": "' + b"x" * MAX_BYTES + b'"}')[0] == 413
+    status, text = raw_post(server.url, json.dumps(bodies()[0] | {"candidate": "data:image/png;base64,AAAA"}).encode())
+    assert status == 400 and "not a decodable image" in text
+    status, text = raw_post(server.url, json.dumps(bodies()[0] | {"task": "image_captioning"}).encode())
+    assert status == 422 and "field 'task'" in text
+    assert close(JudgeClient(server.url, token=TOKEN).post("/v1/judge", bodies()[1]), expected(reference, bodies()[1]))
+
+
+def test_sixteen_concurrent_clients_mixing_valid_and_bad_requests(server, reference):
+    valid = bodies()
+    wanted = [expected(reference, b) for b in valid]
+    bad = [{"op": "score"}, valid[0] | {"candidate": "data:image/png;base64,!!"}, valid[2] | {"candidates": []}]
+    client = JudgeClient(server.url, token=TOKEN)
+
+    def one_client(index: int):
+        outcomes = []
+        for k in range(3):
+            which = (index + k) % (len(valid) + len(bad))
+            started = time.perf_counter()
+            try:
+                result = client.post("/v1/judge", (valid + bad)[which])
+                ok = which < len(valid) and close(result, wanted[which])
+            except ServerError as error:
+                ok = which >= len(valid) and 400 <= error.status < 500
+            outcomes.append((ok, time.perf_counter() - started))
+        return outcomes
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = [o for result in pool.map(one_client, range(16)) for o in result]
+    elapsed = time.perf_counter() - started
+    latencies = sorted(seconds for _, seconds in outcomes)
+    print(
+        f"48 requests from 16 clients in {elapsed:.2f} s: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p99 {latencies[int(0.99 * (len(latencies) - 1))] * 1000:.0f} ms, {len(latencies) / elapsed:.1f} requests/s"
+    )
+    assert all(ok for ok, _ in outcomes)
+
+
+KILLED_CLIENT = """
+import json, sys, urllib.request
+body = json.loads(sys.stdin.read())
+request = urllib.request.Request(sys.argv[1] + "/v1/judge", json.dumps(body).encode(),
+                                 {"Content-Type": "application/json", "Authorization": "Bearer " + sys.argv[2]})
+urllib.request.urlopen(request, timeout=120).read()
+"""
+
+
+def test_a_client_killed_mid_request_does_not_disturb_the_others(server, reference):
+    heavy = {
+        "op": "group_rewards",
+        "task": "image_generation",
+        "prompt": "many shapes",
+        "candidates": [media_data_url(image(10 + i)) for i in range(16)],
+    }  # 16 points + 120 pairs
+    victim = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, server.url, TOKEN], stdin=subprocess.PIPE)
+    victim.stdin.write(json.dumps(heavy).encode())
+    victim.stdin.close()
+    time.sleep(0.5)
+    victim.kill()
+    victim.wait()
+    client = JudgeClient(server.url, token=TOKEN)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda b: client.post("/v1/judge", b), bodies()))
+    assert all(close(r, expected(reference, b)) for r, b in zip(results, bodies(), strict=True))
+    with urllib.request.urlopen(server.url + "/health", timeout=10) as response:
+        assert response.status == 200
+
+
+def test_rewards_for_trl_grpo_and_a_diffusion_grpo_loop(server, reference):
+    client = JudgeClient(server.url, token=TOKEN)
+    question = "What colour is the circle?"
+    prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    answers = ["red", "blue", "green", "two circles"]
+    completions = [[{"role": "assistant", "content": a}] for a in answers]
+    picture = image(7)
+    # the keyword arguments GRPOTrainer._calculate_rewards passes: dataset columns repeated per completion, and more
+    calls = {
+        "prompts": [prompt] * 4,
+        "completions": completions,
+        "completion_ids": [[1]] * 4,
+        "image": [picture] * 4,
+        "trainer_state": None,
+        "log_extra": None,
+        "log_metric": None,
+    }
+    context = media_data_url(picture)
+    group = {
+        "op": "group_rewards",
+        "task": "image_understanding",
+        "prompt": question,
+        "candidates": answers,
+        "context": context,
+    }
+    wanted = expected(reference, group)
+    assert close(trl_reward(client, task="image_understanding")(**calls), wanted["scores"])
+    assert close(trl_reward(client, task="image_understanding", reward="win_rate")(**calls), wanted["win_rates"])
+    samples = [image(20 + i) for i in range(3)]
+    group = {
+        "op": "group_rewards",
+        "task": "image_generation",
+        "prompt": "a red star",
+        "candidates": [media_data_url(s) for s in samples],
+    }
+    assert close(diffusion_group_rewards(client, "a red star", samples), expected(reference, group)["win_rates"])
+
+
+def test_the_server_restarts_cleanly_on_its_port(server, reference, tmp_path):
+    assert server.stop() is not None
+    again = ServerProcess(*server.overrides[:-1], port=server.port, log=tmp_path / "restart.log")
+    with again:
+        assert close(
+            JudgeClient(again.url, token=TOKEN).post("/v1/judge", bodies()[0]), expected(reference, bodies()[0])
+        )
+    assert again.process.returncode is not None
