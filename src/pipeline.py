@@ -105,7 +105,12 @@ def run(cfg: DictConfig) -> dict:
 
     policy = cfg.policy or str(out / "policy" / "export")
     if not cfg.policy:
-        _train_stage(cfg, "policy", domain.policy_experiment, out, [])
+        deficit = []
+        if cfg.deficit is not None:  # SFT targets of which this share hallucinate (understanding policies)
+            if not task.endswith("understanding"):
+                raise SystemExit("deficit= is built for the understanding policies only (hallucinating answers)")
+            deficit = ["data=hallucinating_answers", f"data.source.hallucination={cfg.deficit}"]
+        _train_stage(cfg, "policy", domain.policy_experiment, out, deficit)
     judge, judge_metrics = cfg.judge, {}
     if not judge and cfg.judge_kind in ("oracle", "random"):  # the ceiling and the floor: nothing to train
         judge = cfg.judge_kind
@@ -115,19 +120,24 @@ def run(cfg: DictConfig) -> dict:
         experiment = "reward_joint" if cfg.judge_kind == "joint" else f"reward_{task}"
         judge_metrics = _train_stage(cfg, "judge", experiment, out, [])
         judge = str(out / "judge" / "export")
-    candidates = _filter_stage(
-        cfg,
-        "candidates",
-        out,
-        [
-            f"model={domain.candidate_model}",
-            f"model.pretrained={policy}",
-            *prompt_records,
-            f"candidates_per_prompt={cfg.candidates_per_prompt}",
-        ],
-    )
+    if cfg.candidates:  # another run's candidate sets of the same policy: judges compared on the same samples
+        folder = Path(cfg.candidates)
+        candidates = {split: json.loads((folder / split / "summary.json").read_text())["totals"] for split in SPLITS}
+    else:
+        folder = out / "candidates"
+        candidates = _filter_stage(
+            cfg,
+            "candidates",
+            out,
+            [
+                f"model={domain.candidate_model}",
+                f"model.pretrained={policy}",
+                *prompt_records,
+                f"candidates_per_prompt={cfg.candidates_per_prompt}",
+            ],
+        )
     pairs = _filter_stage(
-        cfg, "filter", out, [f"candidates={out / 'candidates'}", f"judge={judge}", f"both_orders={cfg.both_orders}"]
+        cfg, "filter", out, [f"candidates={folder}", f"judge={judge}", f"both_orders={cfg.both_orders}"]
     )
     require_pairs(pairs)
     dpo = _train_stage(
@@ -142,6 +152,7 @@ def run(cfg: DictConfig) -> dict:
         "domain": task,
         "judge_kind": cfg.judge_kind if not cfg.judge else "given",
         "seed": cfg.seed,
+        "deficit": cfg.deficit,
         "judge": judge,
         "policy": policy,
         "judge_test_accuracy": judge_metrics.get(f"test/acc/{task}_pair"),
@@ -151,6 +162,7 @@ def run(cfg: DictConfig) -> dict:
         "policy_score_before": before,
         "policy_score_after": after,
         "policy_score_gain": None if before is None or after is None else after - before,
+        "policy_metrics": {k: v for k, v in dpo.items() if k.startswith(("test/oracle", "test/hallucination"))},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     (out / "pipeline.json").write_text(json.dumps(report, indent=2))

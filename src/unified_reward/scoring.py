@@ -13,6 +13,9 @@ A reasoning judge (`reasoning=True`: trained with `module.train_rationale=true`,
 checkpoint) first writes its rationale: it is generated greedily (batched, with the KV cache), cut where the
 verdict begins (after the last line break, or after `<answer>`), and the same trie is then read after the
 prompt and that rationale, so P(first / second / tie) and the expected score stay probabilities.
+
+Queries of one call that share their beginning (a candidate set's pairs, its points) are read on from that
+beginning's KV cache (`shared_prefix`; `prefix_reuse=False` turns it off): the same numbers, fewer tokens.
 """
 
 from __future__ import annotations

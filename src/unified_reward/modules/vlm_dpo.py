@@ -166,6 +166,8 @@ class VLMDPOModule(L.LightningModule):
         evaluator: str | None = None,
         generate_max_new_tokens: int = 24,
         generate_batch_size: int = 16,
+        eval_samples: int = 0,
+        eval_temperature: float = 1.0,
         export_dir: str | None = "policy",
     ):
         super().__init__()
@@ -190,7 +192,7 @@ class VLMDPOModule(L.LightningModule):
             self.reference_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.collate = PolicyPairCollator(processor, layout=layout, max_length=max_length, pack_tokens=pack_tokens)
         self._reference_table: dict[str, tuple[float, float]] = {}
-        self._answers: dict[str, list[tuple[float, float, float]]] = {"test": []}
+        self._answers: dict[str, list[tuple[float, ...]]] = {"test": []}
         self._sharded = False
         self._adapter_layers: list[nn.Module] | None = None
         self._rope: tuple[nn.Module | None] | None = None
@@ -380,40 +382,64 @@ class VLMDPOModule(L.LightningModule):
 
     # ---- answers scored by the oracle ------------------------------------------------------------------
 
-    def greedy_answers(self, model: nn.Module, records: list[PreferenceRecord]) -> list[str]:
+    def greedy_answers(self, model: nn.Module, records: list[PreferenceRecord], samples: int = 0) -> list[str]:
+        """Each record's greedy answer, or (`samples` > 0) that many answers sampled at `eval_temperature`."""
         encoded = [encode_policy_prompt(self.processor, r) for r in records]
+        sampling = {"num_samples": samples, "temperature": self.hparams.eval_temperature} if samples else {}
         return generate_texts(
             model,
             self.processor,
             encoded,
             self.hparams.generate_max_new_tokens,
             batch_size=self.hparams.generate_batch_size,
+            **sampling,
         )
 
-    def _score_answers(self, records: list[PreferenceRecord]) -> None:
-        from unified_reward.data.synthetic.oracle import score_answer
+    def _oracle_rows(self, model: nn.Module, records: list[PreferenceRecord]) -> list[tuple[float, ...]]:
+        """Per record: the oracle's score of the greedy answer, whether it is exact, and (eval_samples > 0) the mean
+        score of the sampled answers and the share of them that state an asked attribute wrongly (hallucinate)."""
+        from unified_reward.data.synthetic.oracle import hallucinates, score_answer
 
-        answers = self.greedy_answers(self.model, records)
+        rows = []
+        k = self.hparams.eval_samples
+        sampled = self.greedy_answers(model, records, k) if k else []
+        for i, (record, answer) in enumerate(zip(records, self.greedy_answers(model, records), strict=True)):
+            greedy = score_answer(record.prompt, record.context, answer).fraction
+            samples = sampled[i * k : (i + 1) * k]
+            scores = [score_answer(record.prompt, record.context, a).fraction for a in samples]
+            lies = [hallucinates(record.prompt, record.context, a) for a in samples]
+            rows.append(
+                (greedy, float(greedy == 1.0), np.mean(scores) if k else np.nan, np.mean(lies) if k else np.nan)
+            )
+        return rows
+
+    def _score_answers(self, records: list[PreferenceRecord]) -> None:
+        after = self._oracle_rows(self.model, records)
         if self.reference_model is not None or hasattr(self.model, "disable_adapter"):
             with self._reference_context() as reference:
-                reference_answers = self.greedy_answers(reference, records)
+                before = self._oracle_rows(reference, records)
         else:
-            reference_answers = [None] * len(records)
-        for record, answer, before in zip(records, answers, reference_answers, strict=True):
-            after = score_answer(record.prompt, record.context, answer).fraction
-            previous = np.nan if before is None else score_answer(record.prompt, record.context, before).fraction
-            self._answers["test"].append((after, previous, float(after == 1.0)))
+            before = [(np.nan,) * 4] * len(records)
+        self._answers["test"] += [a + b for a, b in zip(after, before, strict=True)]
 
     def on_test_epoch_end(self) -> None:
         rows, self._answers["test"] = self._answers["test"], []
         rows = gather_rows(rows)
         if not rows:
             return
-        after, before, exact = np.array(rows, dtype=float).T
-        metrics = {"test/oracle_score": float(after.mean()), "test/oracle_exact": float(exact.mean())}
-        if not np.isnan(before).any():
-            metrics["test/oracle_score_reference"] = float(before.mean())
-            metrics["test/oracle_score_gain"] = float(after.mean() - before.mean())
+        table = np.array(rows, dtype=float)
+        names = ("oracle_score", "oracle_exact", "oracle_score_sampled", "hallucination_sampled")
+        metrics = {}
+        for column, name in enumerate(names):
+            after, before = table[:, column], table[:, column + len(names)]
+            if np.isnan(after).any():
+                continue
+            metrics[f"test/{name}"] = float(after.mean())
+            # the standard error over questions, to read a difference against
+            metrics[f"test/{name}_stderr"] = float(after.std(ddof=1) / np.sqrt(len(after))) if len(after) > 1 else 0.0
+            if not np.isnan(before).any():
+                metrics[f"test/{name}_reference"] = float(before.mean())
+                metrics[f"test/{name}_gain"] = float(after.mean() - before.mean())
         metrics["test/answered"] = float(len(rows))
         self.log_dict(metrics, sync_dist=False)
 

@@ -171,6 +171,13 @@ def score_answer(question: str, media, answer: str) -> OracleScore:
     return _score({a: a in stated and stated[a] == seen[a] for a in asked})
 
 
+def hallucinates(question: str, media, answer: str) -> bool:
+    """Whether the answer states an asked attribute with a value the pixels do not show (leaving one out is not)."""
+    kind, _ = _as_frames(media)
+    stated, seen = read_attributes(answer, kind), perceive(media)
+    return any(a in stated and stated[a] != seen[a] for a in asked_attributes(question, kind))
+
+
 def score_generated_sample(caption: str, sample: np.ndarray, read_at: int = 64) -> float:
     """The oracle's score of a generator's uint8 sample (H, W, 3) or (F, H, W, 3), read at `read_at` px
     at least: small samples are upsampled first (32 px renders read at 32 px lose small shapes; read

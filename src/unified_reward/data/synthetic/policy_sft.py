@@ -1,0 +1,99 @@
+"""SFT data for an understanding policy with a deficit that preference can fix: hallucination at a controlled rate.
+
+For each understanding question of the world, the SFT target is the true answer (every asked attribute stated as
+the pixels show it) or, for a `hallucination` share of the questions, an answer that states one asked attribute
+with a wrong value drawn uniformly. A policy SFT'd on it can see what is there but has learned to state something
+else part of the time, as real VLMs do; its sampled answers then vary in quality, and a judge that tells right
+from wrong has something to teach. A pair shard source (chosen = the target, rejected = an answer with every asked
+attribute wrong), the form `VLMDPOModule(loss=sft)` trains on; `meta["hallucinated"]` says which targets lie.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from unified_reward.data.schema import PreferenceRecord
+from unified_reward.data.shards import ShardSetWriter, build_splits_once
+from unified_reward.data.sources import ShardFolder
+from unified_reward.data.synthetic.scene import Scene
+from unified_reward.data.synthetic.world import SPLITS, WorldConfig, answer_text, make_record
+
+SOURCE = "synthetic_policy_sft"
+
+
+def sft_answers(scene: Scene, asked: tuple[str, ...], hallucinate: bool, rng: np.random.Generator):
+    """(target, rejected): the true answer or one with one asked attribute wrong; and one with all of them wrong."""
+    stated = scene.with_changes((asked[int(rng.integers(len(asked)))],), rng) if hallucinate else scene
+    return answer_text(stated, asked), answer_text(scene.with_changes(asked, rng), asked)
+
+
+class HallucinatingAnswers:
+    """A shard source (`prepare` / `streams`) of SFT pairs for one understanding task of the world."""
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        *,
+        task: str = "image_understanding",
+        hallucination: float = 0.3,
+        records_per_stream: dict[str, int] | None = None,
+        world_seed: int = 0,
+        seed: int = 0,
+        shard_size: int = 500,
+    ):
+        if not 0.0 <= hallucination <= 1.0:
+            raise ValueError(f"hallucination is a share of the SFT targets, in [0, 1]; got {hallucination}")
+        self.cache_dir = Path(cache_dir)
+        self.task, self.hallucination, self.seed, self.shard_size = task, hallucination, seed, shard_size
+        self.records_per_stream = dict(records_per_stream or {"train": 1500, "val": 100, "test": 200})
+        self.world = WorldConfig(seed=world_seed)
+
+    @property
+    def folder(self) -> Path:
+        settings = {
+            "task": self.task,
+            "hallucination": self.hallucination,
+            "records": self.records_per_stream,
+            "world": self.world.fingerprint(),
+            "seed": self.seed,
+        }
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        return self.cache_dir / f"sft-{self.task}-{digest}"
+
+    def prepare(self) -> None:
+        build_splits_once(self.folder, SPLITS, functools.partial(self._write_split), "hallucinating SFT answers")
+
+    def _write_split(self, split: str, folder: Path) -> dict:
+        rng = np.random.default_rng([self.seed, SPLITS.index(split), 7])
+        count = self.records_per_stream.get(split, 0)
+        hallucinated = 0
+        with ShardSetWriter(folder, max_count=self.shard_size) as writer:
+            for i in range(count):
+                question = make_record(self.world, split, self.task, "pair", i)
+                scene, asked = Scene(**question.meta["scene"]), tuple(question.meta["asked"])
+                lie = bool(rng.random() < self.hallucination)
+                target, rejected = sft_answers(scene, asked, lie, rng)
+                hallucinated += lie
+                writer.write(
+                    PreferenceRecord(
+                        id=f"{SOURCE}-{split}-{self.task}-{i:06d}",
+                        task=self.task,
+                        mode="pair",
+                        prompt=question.prompt,
+                        candidates=(target, rejected),
+                        label="first",
+                        context=question.context,
+                        source=SOURCE,
+                        meta={"scene": question.meta["scene"], "asked": list(asked), "hallucinated": lie},
+                    )
+                )
+        return {"questions": count, "hallucinated": hallucinated}
+
+    def streams(self, split: str) -> dict[str, list[str]]:
+        return ShardFolder(self.folder).streams(split)

@@ -1,0 +1,27 @@
+import pytest
+
+from unified_reward.data.media import VideoSampling
+from unified_reward.data.reading import ShardStream
+from unified_reward.data.synthetic.oracle import hallucinates, score_answer
+from unified_reward.data.synthetic.policy_sft import HallucinatingAnswers
+
+
+@pytest.mark.parametrize("task", ["image_understanding", "video_understanding"])
+def test_the_hallucination_share_of_the_sft_targets_is_the_knob(task, tmp_path):
+    counts = {"train": 60, "val": 4, "test": 4}
+    for share in (0.0, 0.5):
+        source = HallucinatingAnswers(tmp_path, task=task, hallucination=share, records_per_stream=counts)
+        source.prepare()
+        (urls,) = source.streams("train").values()
+        records = list(ShardStream(urls, name="train", sampling=VideoSampling(num_frames=8)))
+        assert len(records) == 60
+        lies = 0
+        for record in records:
+            target, rejected = record.candidates
+            # the oracle reads the pixels: a flagged target states one asked attribute wrongly, the others are exact
+            assert hallucinates(record.prompt, record.context, target) == record.meta["hallucinated"]
+            if not record.meta["hallucinated"]:
+                assert score_answer(record.prompt, record.context, target).fraction == 1.0
+            assert score_answer(record.prompt, record.context, rejected).fraction == 0.0
+            lies += record.meta["hallucinated"]
+        assert lies == 0 if share == 0 else 20 <= lies <= 40  # 30 expected of 60 at 0.5
