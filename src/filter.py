@@ -115,7 +115,10 @@ def run(cfg: DictConfig) -> Path:
         from unified_reward.data.media import VideoSampling
 
         module = PreferenceFilter(
-            judge, both_orders=cfg.both_orders, sampling=VideoSampling(num_frames=cfg.video_frames)
+            judge,
+            both_orders=cfg.both_orders,
+            sampling=VideoSampling(num_frames=cfg.video_frames),
+            keep_questions=cfg.keep_questions,
         )
         skipped = SkipCounter()
         loader = candidate_loader(cfg.candidates, cfg.split, cfg.batch_size, skipped)

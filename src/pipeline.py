@@ -136,8 +136,10 @@ def run(cfg: DictConfig) -> dict:
                 f"candidates_per_prompt={cfg.candidates_per_prompt}",
             ],
         )
+    # every judge's DPO run is tested on all held-out questions, not only on the sets that judge kept
+    keep = [f"keep_questions={task.endswith('understanding')}"]
     pairs = _filter_stage(
-        cfg, "filter", out, [f"candidates={folder}", f"judge={judge}", f"both_orders={cfg.both_orders}"]
+        cfg, "filter", out, [f"candidates={folder}", f"judge={judge}", f"both_orders={cfg.both_orders}", *keep]
     )
     require_pairs(pairs)
     dpo = _train_stage(
@@ -150,7 +152,7 @@ def run(cfg: DictConfig) -> dict:
     before, after = dpo.get(domain.before), dpo.get(domain.after)
     report = {
         "domain": task,
-        "judge_kind": cfg.judge_kind if not cfg.judge else "given",
+        "judge_kind": cfg.judge_kind,  # with judge=<export>: what that export is (joint, single)
         "seed": cfg.seed,
         "deficit": cfg.deficit,
         "judge": judge,

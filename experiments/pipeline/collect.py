@@ -1,13 +1,15 @@
 """Collect pipeline runs (their `pipeline.json`) into a markdown table and a PNG plot.
 
     python src/pipeline.py -m domain=image_understanding,video_understanding,image_generation,video_generation \
-judge_kind=joint,single seed=1,2,3
+judge_kind=random,single,joint,oracle seed=1,2,3
     python experiments/pipeline/collect.py logs/pipeline_*/multiruns/<time> [...] --out experiments/pipeline
 
-For every domain and judge (`joint`, `single`, or `given`: a judge export passed with judge=...), the policy's
-oracle score before and after DPO on the held-out prompts, the gain, and how often the filter's kept training
-pairs agree with the oracle: mean and standard deviation over seeds. Scores are the oracle's: the fraction of
-an answer that is right (understanding, 0-1) or the mean score of samples (generation, 1-5).
+For every domain and judge (`random`: the floor, `single`, `joint`, `oracle`: the ceiling; a judge export passed
+with judge=... is labelled by its judge_kind), the policy's oracle score before and after DPO on the held-out
+prompts (greedy answers, and sampled ones with their hallucination rate where measured), the gain, and how often
+the filter's kept training pairs agree with the oracle: mean and standard deviation over seeds. Scores are the
+oracle's: the fraction of an answer that is right (understanding, 0-1) or the mean score of samples (generation,
+1-5).
 """
 
 from __future__ import annotations
@@ -20,12 +22,29 @@ from pathlib import Path
 from unified_reward.reporting import grouped_bars, mean_spread
 
 DOMAINS = ("image_understanding", "video_understanding", "image_generation", "video_generation")
-JUDGES = ("single", "joint", "given")
+JUDGES = ("random", "single", "joint", "oracle")  # the floor first, the ceiling last
+POLICY = "policy_metrics"  # the DPO run's test metrics, in pipeline.json
 METRICS = {
     "before": "policy_score_before",
     "after": "policy_score_after",
     "gain": "policy_score_gain",
+    "gain (sampled)": (POLICY, "test/oracle_score_sampled_gain"),
+    "hallucination before": (POLICY, "test/hallucination_sampled_reference"),
+    "hallucination after": (POLICY, "test/hallucination_sampled"),
+    "SE of a score": (POLICY, "test/oracle_score_stderr"),
+    "SE of the gain": (POLICY, "test/oracle_score_gain_stderr"),
     "agreement": "oracle_agreement_train",
+}
+HEADERS = {
+    "before": "greedy score before DPO",
+    "after": "after DPO",
+    "gain": "gain (greedy)",
+    "gain (sampled)": "gain (4 sampled answers per question)",
+    "hallucination before": "sampled answers hallucinating, before",
+    "hallucination after": "after",
+    "SE of a score": "standard error of one run's greedy score",
+    "SE of the gain": "standard error of one run's greedy gain (paired)",
+    "agreement": "oracle agreement of kept pairs (train)",
 }
 
 
@@ -33,13 +52,20 @@ def load_reports(roots: list[Path]) -> list[dict]:
     return [json.loads(path.read_text()) for root in roots for path in sorted(root.rglob("pipeline.json"))]
 
 
+def _value(report: dict, key):
+    if isinstance(key, tuple):
+        return report.get(key[0], {}).get(key[1])
+    return report.get(key)
+
+
 def summarize(reports: list[dict]) -> dict[tuple[str, str, str], list[float]]:
     """(domain, judge, metric) -> values over seeds; a metric a run could not measure (None) is left out."""
     table: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for report in reports:
         for metric, key in METRICS.items():
-            if report.get(key) is not None:
-                table[(report["domain"], report["judge_kind"], metric)].append(report[key])
+            value = _value(report, key)
+            if value is not None:
+                table[(report["domain"], report["judge_kind"], metric)].append(value)
     return table
 
 
@@ -48,15 +74,16 @@ def _judges(table) -> list[str]:
 
 
 def markdown(table) -> str:
+    metrics = [m for m in METRICS if any(key[2] == m for key in table)]
     lines = [
-        "| domain | judge | policy score before DPO | after DPO | gain | oracle agreement of kept pairs (train) |",
-        "|---|---|---|---|---|---|",
+        "| domain | judge | " + " | ".join(HEADERS[m] for m in metrics) + " |",
+        "|---|---|" + "---|" * len(metrics),
     ]
     for domain in DOMAINS:
         for judge in _judges(table):
             if not any(key[:2] == (domain, judge) for key in table):
                 continue
-            cells = [mean_spread(table.get((domain, judge, metric), [])) for metric in METRICS]
+            cells = [mean_spread(table.get((domain, judge, metric), [])) for metric in metrics]
             lines.append(f"| {domain} | {judge} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

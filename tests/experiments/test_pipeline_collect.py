@@ -37,3 +37,23 @@ def test_table_and_plot_from_pipeline_reports(tmp_path):
     assert "| image_understanding | single | 0.500 ± 0.000 (n=1) | - | - | - |" in text
     collect.plot(table, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_sampled_scores_and_hallucination_columns_and_the_judge_order(tmp_path):
+    collect = _collect()
+    for i, judge in enumerate(("oracle", "random")):
+        folder = tmp_path / str(i)
+        _report(folder, judge, 1, 0.6, 0.7, 0.9)
+        report = json.loads((folder / "pipeline.json").read_text())
+        report["policy_metrics"] = {
+            "test/oracle_score_sampled_gain": 0.05,
+            "test/hallucination_sampled_reference": 0.3,
+            "test/hallucination_sampled": 0.2,
+            "test/oracle_score_stderr": 0.02,
+        }
+        (folder / "pipeline.json").write_text(json.dumps(report))
+    text = collect.markdown(collect.summarize(collect.load_reports([tmp_path])))
+    assert "gain (4 sampled answers per question)" in text and "hallucinating, before" in text
+    rows = [line for line in text.splitlines() if line.startswith("| image_understanding")]
+    assert [row.split(" | ")[1] for row in rows] == ["random", "oracle"]  # the floor first, the ceiling last
+    assert "| 0.050 ± 0.000 (n=1) | 0.300 ± 0.000 (n=1) | 0.200 ± 0.000 (n=1) | 0.020 ± 0.000 (n=1) |" in rows[0]

@@ -208,3 +208,24 @@ def test_oracle_and_random_judges_make_pairs_through_the_same_filter(filter_inpu
         context = decode_media(sets[set_id].context, VideoSampling(num_frames=8))
         prompt = sets[set_id].prompt
         assert oracle.score_answer(prompt, context, chosen).score > oracle.score_answer(prompt, context, rejected).score
+
+
+def test_keep_questions_writes_a_dropped_set_as_a_tie_that_dpo_skips():
+    from unified_reward.data.media import VideoSampling
+    from unified_reward.data.shards import encode_record
+    from unified_reward.data.synthetic.oracle_judge import OracleJudge
+    from unified_reward.filtering.filter import PreferenceFilter
+
+    question = decode_sample(
+        encode_record(make_record(WorldConfig(seed=9), "test", "image_understanding", "pair", 0)), VideoSampling()
+    )
+    same = question.candidates[0]
+    dropped = CandidateSet("q", "image_understanding", question.prompt, (same,) * 4, "test", question.context)
+    for keep in (False, True):
+        (outcome,) = PreferenceFilter(OracleJudge(), keep_questions=keep).predict_step([dropped], 0)
+        assert outcome.facts["counts"]["kept"] == 0  # every pair tied: nothing to prefer
+        if not keep:
+            assert outcome.record is None
+        else:
+            assert outcome.record.label == "tie" and outcome.record.prompt == question.prompt
+            assert outcome.record.meta["dropped"] == "all_pairs_tied"

@@ -3,6 +3,7 @@
 Per candidate set of N: N // 2 pair judgments over the fixed pairs (2j, 2j+1) and N point judgments, all
 through the judge API (`scoring.JudgeReadings`: the learned judge in one forward, batched across sets;
 the oracle; the random judge), then `selection.select_pair`.
+With `keep_questions`, a dropped set is written too, as a tie that DPO skips: its question is still evaluated.
 Candidate sets are read with their media still encoded; the judge sees them decoded (`sampling`), and a
 kept pair is written with the stored bytes.
 A kept set becomes a pair record (chosen first) in exactly the form the DPO modules read, carrying the
@@ -39,6 +40,7 @@ class PreferenceFilter(L.LightningModule):
         both_orders: bool = False,
         scale: tuple[float, float] = (1.0, 5.0),
         sampling: VideoSampling | None = None,
+        keep_questions: bool = False,
     ):
         super().__init__()
         self.judge = judge
@@ -47,6 +49,9 @@ class PreferenceFilter(L.LightningModule):
         self.model = model if isinstance(model, torch.nn.Module) else None  # registered: Lightning places it
         self.both_orders = both_orders
         self.scale = tuple(scale)
+        # a dropped set is still written, as a tie (DPO skips it, counted): its question stays among those a policy
+        # is evaluated on, so every judge's DPO run is tested on the same held-out questions
+        self.keep_questions = keep_questions
         self.skip_ids: set[str] = set()  # set by ResumableShardWriter: items a previous run committed
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
@@ -126,6 +131,18 @@ class PreferenceFilter(L.LightningModule):
                 context=s.context,
                 source=f"filtered:{s.source}",
                 meta=meta,
+            )
+        elif self.keep_questions:
+            record = PreferenceRecord(
+                id=f"{s.id}-question",
+                task=s.task,
+                mode="pair",
+                prompt=s.prompt,
+                candidates=tuple(s.candidates[:2]),
+                label="tie",
+                source=f"filtered:{s.source}",
+                context=s.context,
+                meta={"candidate_set": s.id, "judge": judged, "dropped": selection.dropped},
             )
         return Outcome(s.id, record, facts)
 

@@ -440,6 +440,8 @@ class VLMDPOModule(L.LightningModule):
             if not np.isnan(before).any():
                 metrics[f"test/{name}_reference"] = float(before.mean())
                 metrics[f"test/{name}_gain"] = float(after.mean() - before.mean())
+                if len(after) > 1:  # paired over the same questions: the error of the gain itself
+                    metrics[f"test/{name}_gain_stderr"] = float((after - before).std(ddof=1) / np.sqrt(len(after)))
         metrics["test/answered"] = float(len(rows))
         self.log_dict(metrics, sync_dist=False)
 
