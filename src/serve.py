@@ -25,6 +25,10 @@ def serve(cfg: DictConfig) -> None:
     from unified_reward.serving.requests import Limits
     from unified_reward.serving.server import JudgeLoader, build_server
 
+    if cfg.chat and cfg.judge in ("random", "oracle"):
+        from unified_reward.errors import UserError
+
+        raise UserError(f"judge={cfg.judge} writes no text for /v1/chat/completions; add chat=false")
     loader = JudgeLoader(cfg.judge, cfg.judge_family, cfg.templates, cfg.dtype, cfg.batch_size, cfg.seed)
     limits = Limits(**OmegaConf.to_container(cfg.limits, resolve=True))
     server = build_server(

@@ -29,6 +29,7 @@ METRICS = {
     "after": "policy_score_after",
     "gain": "policy_score_gain",
     "gain (sampled)": (POLICY, "test/oracle_score_sampled_gain"),
+    "SE of the sampled gain": (POLICY, "test/oracle_score_sampled_gain_stderr"),
     "hallucination before": (POLICY, "test/hallucination_sampled_reference"),
     "hallucination after": (POLICY, "test/hallucination_sampled"),
     "SE of a score": (POLICY, "test/oracle_score_stderr"),
@@ -40,6 +41,7 @@ HEADERS = {
     "after": "after DPO",
     "gain": "gain (greedy)",
     "gain (sampled)": "gain (4 sampled answers per question)",
+    "SE of the sampled gain": "its standard error (one run, paired)",
     "hallucination before": "sampled answers hallucinating, before",
     "hallucination after": "after",
     "SE of a score": "standard error of one run's greedy score",
@@ -89,9 +91,13 @@ def markdown(table) -> str:
 
 
 def plot(table, path: Path) -> None:
+    """The gain of the sampled answers' score where it was measured (a policy's distribution, what DPO moves), else
+    of the greedy answers'."""
     judges = _judges(table)
-    gains = {(domain, judge): table.get((domain, judge, "gain"), []) for domain in DOMAINS for judge in judges}
-    grouped_bars(gains, DOMAINS, judges, path, ylabel="policy score gain (oracle)", reference_line=0.0)
+    metric = "gain (sampled)" if any(key[2] == "gain (sampled)" for key in table) else "gain"
+    gains = {(domain, judge): table.get((domain, judge, metric), []) for domain in DOMAINS for judge in judges}
+    label = "sampled answers' score gain (oracle)" if metric != "gain" else "policy score gain (oracle)"
+    grouped_bars(gains, DOMAINS, judges, path, ylabel=label, reference_line=0.0)
 
 
 def main() -> None:

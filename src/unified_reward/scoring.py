@@ -322,8 +322,9 @@ class Judge(JudgeReadings):
             )
             for i, window in zip(rows, read, strict=True):
                 logits[i] = window
+        plain.sort()
         for start in range(0, len(plain), self.batch_size):
-            rows = sorted(plain)[start : start + self.batch_size]
+            rows = plain[start : start + self.batch_size]
             batch_logits = self.model(**self._model_batch([encoded[i] for i in rows]), use_cache=False).logits
             for row, i in enumerate(rows):
                 begin, length = windows[i]

@@ -2,6 +2,8 @@
 serving, 16 concurrent clients, a client killed mid-request, a clean restart. Bounded: one tiny judge, tens of
 requests."""
 
+import base64
+import io
 import json
 import statistics
 import subprocess
@@ -25,6 +27,7 @@ from unified_reward.serving.requests import Limits, answer, parse_request
 
 TOKEN = "test-token"
 MAX_BYTES = 2_000_000
+CHAT_TOKENS = 12
 
 
 def image(seed: int) -> Image.Image:
@@ -48,6 +51,7 @@ def server(export, tmp_path_factory):
         f"judge={export}",
         f"token={TOKEN}",
         f"limits.max_request_bytes={MAX_BYTES}",
+        f"chat_max_new_tokens={CHAT_TOKENS}",
         "batch_size=16",
         f"hydra.run.dir={run}",
         log=run / "server.log",
@@ -105,20 +109,23 @@ def test_every_endpoint_answers_what_the_in_process_judge_answers(server, refere
     )
 
 
-def test_chat_completions_answer_as_the_judge_writes(server, reference):
-    parts = [{"type": "text", "text": "Rate the image from 1 to 5. End with 'Final Score: X'."}]
+def test_chat_completions_answer_the_official_clients_request_as_the_judge_writes(server, reference):
+    """The payload UnifiedReward's own vLLM client (vllm_qwen/vllm_request.py) sends: one user message with a JPEG
+    data URL and the prompt, `do_sample` and `max_tokens` 4096 (capped by the server's chat_max_new_tokens)."""
+    buffer = io.BytesIO()
+    image(5).save(buffer, format="JPEG", quality=95)
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    text = "Rate the image from 1 to 5. End with 'Final Score: X'."
     message = {
         "role": "user",
-        "content": parts + [{"type": "image_url", "image_url": {"url": media_data_url(image(5))}}],
+        "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}],
     }
-    response = JudgeClient(server.url, token=TOKEN).post(
-        "/v1/chat/completions", {"model": "judge", "messages": [message], "max_tokens": 6}
-    )
-    request = parse_request(
-        {"op": "score", "task": "image_generation", "prompt": "x", "candidate": media_data_url(image(5))}, Limits()
-    )
-    encoded = encode_chat(reference.processor, parts + [{"type": "image", "media": request.candidates[0]}], None)
-    written = generate_texts(reference.model, reference.processor, [encoded], 6)[0]
+    payload = {"model": "UnifiedReward", "messages": [message], "do_sample": False, "max_tokens": 4096}
+    response = JudgeClient(server.url, token=TOKEN).post("/v1/chat/completions", payload)
+    decoded = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    parts = [{"type": "image", "media": decoded}, {"type": "text", "text": text}]
+    encoded = encode_chat(reference.processor, parts, None)
+    written = generate_texts(reference.model, reference.processor, [encoded], CHAT_TOKENS)[0]
     assert response["choices"][0]["message"]["content"] == written
     with pytest.raises(ServerError) as error:
         JudgeClient(server.url, token=TOKEN).post("/v1/chat/completions", {"messages": [message, message]})
@@ -254,3 +261,13 @@ def test_the_server_restarts_cleanly_on_its_port(server, reference, tmp_path):
             JudgeClient(again.url, token=TOKEN).post("/v1/judge", bodies()[0]), expected(reference, bodies()[0])
         )
     assert again.process.returncode is not None
+
+
+def test_a_judge_without_text_cannot_serve_chat_completions(tmp_path):
+    from unified_reward.serving.process import SERVE
+
+    finished = subprocess.run(
+        [sys.executable, str(SERVE), "judge=random", f"hydra.run.dir={tmp_path}"], capture_output=True, text=True
+    )
+    assert finished.returncode == 1
+    assert "judge=random writes no text for /v1/chat/completions; add chat=false" in finished.stdout + finished.stderr
