@@ -382,7 +382,7 @@ class VLMDPOModule(L.LightningModule):
 
     # ---- answers scored by the oracle ------------------------------------------------------------------
 
-    def greedy_answers(self, model: nn.Module, records: list[PreferenceRecord], samples: int = 0) -> list[str]:
+    def policy_answers(self, model: nn.Module, records: list[PreferenceRecord], samples: int = 0) -> list[str]:
         """Each record's greedy answer, or (`samples` > 0) that many answers sampled at `eval_temperature`."""
         encoded = [encode_policy_prompt(self.processor, r) for r in records]
         sampling = {"num_samples": samples, "temperature": self.hparams.eval_temperature} if samples else {}
@@ -398,19 +398,17 @@ class VLMDPOModule(L.LightningModule):
     def _oracle_rows(self, model: nn.Module, records: list[PreferenceRecord]) -> list[tuple[float, ...]]:
         """Per record: the oracle's score of the greedy answer, whether it is exact, and (eval_samples > 0) the mean
         score of the sampled answers and the share of them that state an asked attribute wrongly (hallucinate)."""
-        from unified_reward.data.synthetic.oracle import hallucinates, score_answer
+        from unified_reward.data.synthetic.oracle import score_answer
 
         rows = []
         k = self.hparams.eval_samples
-        sampled = self.greedy_answers(model, records, k) if k else []
-        for i, (record, answer) in enumerate(zip(records, self.greedy_answers(model, records), strict=True)):
+        sampled = self.policy_answers(model, records, k) if k else []
+        for i, (record, answer) in enumerate(zip(records, self.policy_answers(model, records), strict=True)):
             greedy = score_answer(record.prompt, record.context, answer).fraction
-            samples = sampled[i * k : (i + 1) * k]
-            scores = [score_answer(record.prompt, record.context, a).fraction for a in samples]
-            lies = [hallucinates(record.prompt, record.context, a) for a in samples]
-            rows.append(
-                (greedy, float(greedy == 1.0), np.mean(scores) if k else np.nan, np.mean(lies) if k else np.nan)
-            )
+            read = [score_answer(record.prompt, record.context, a) for a in sampled[i * k : (i + 1) * k]]
+            sampled_score = np.mean([r.fraction for r in read]) if k else np.nan
+            hallucination = np.mean([r.hallucinated for r in read]) if k else np.nan
+            rows.append((greedy, float(greedy == 1.0), sampled_score, hallucination))
         return rows
 
     def _score_answers(self, records: list[PreferenceRecord]) -> None:

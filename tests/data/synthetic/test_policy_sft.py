@@ -2,7 +2,7 @@ import pytest
 
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import ShardStream
-from unified_reward.data.synthetic.oracle import hallucinates, score_answer
+from unified_reward.data.synthetic.oracle import score_answer
 from unified_reward.data.synthetic.policy_sft import HallucinatingAnswers
 
 
@@ -19,7 +19,7 @@ def test_the_hallucination_share_of_the_sft_targets_is_the_knob(task, tmp_path):
         for record in records:
             target, rejected = record.candidates
             # the oracle reads the pixels: a flagged target states one asked attribute wrongly, the others are exact
-            assert hallucinates(record.prompt, record.context, target) == record.meta["hallucinated"]
+            assert score_answer(record.prompt, record.context, target).hallucinated == record.meta["hallucinated"]
             if not record.meta["hallucinated"]:
                 assert score_answer(record.prompt, record.context, target).fraction == 1.0
             assert score_answer(record.prompt, record.context, rejected).fraction == 0.0

@@ -33,10 +33,16 @@ SCORE_LOW, SCORE_HIGH = 1.0, 5.0
 class OracleScore:
     score: float  # on [1, 5]
     satisfied: dict[str, bool]
+    contradicted: tuple[str, ...] = ()  # attributes stated with a value the pixels do not show (answers)
 
     @property
     def fraction(self) -> float:
         return sum(self.satisfied.values()) / len(self.satisfied) if self.satisfied else 0.0
+
+    @property
+    def hallucinated(self) -> bool:
+        """Whether an asked attribute is stated wrongly (leaving one out is not hallucinating)."""
+        return bool(self.contradicted)
 
 
 def _as_frames(media) -> tuple[SceneKind, np.ndarray]:
@@ -130,9 +136,9 @@ def _motion(centroids: list[tuple[float, float]], side: int) -> str | None:
     return "down" if dy > 0 else "up"
 
 
-def _score(satisfied: dict[str, bool]) -> OracleScore:
+def _score(satisfied: dict[str, bool], contradicted: tuple[str, ...] = ()) -> OracleScore:
     fraction = sum(satisfied.values()) / len(satisfied)
-    return OracleScore(SCORE_LOW + (SCORE_HIGH - SCORE_LOW) * fraction, satisfied)
+    return OracleScore(SCORE_LOW + (SCORE_HIGH - SCORE_LOW) * fraction, satisfied, contradicted)
 
 
 def score_generation(caption: str, media) -> OracleScore:
@@ -163,19 +169,14 @@ def asked_attributes(question: str, kind: SceneKind) -> tuple[str, ...]:
 
 
 def score_answer(question: str, media, answer: str) -> OracleScore:
-    """How correct an answer is: the fraction of the asked attributes it states correctly."""
+    """How correct an answer is: the fraction of the asked attributes it states correctly, and which asked
+    attributes it states wrongly (`hallucinated`)."""
     kind, _ = _as_frames(media)
     asked = asked_attributes(question, kind)
     stated = read_attributes(answer, kind)
     seen = perceive(media)
-    return _score({a: a in stated and stated[a] == seen[a] for a in asked})
-
-
-def hallucinates(question: str, media, answer: str) -> bool:
-    """Whether the answer states an asked attribute with a value the pixels do not show (leaving one out is not)."""
-    kind, _ = _as_frames(media)
-    stated, seen = read_attributes(answer, kind), perceive(media)
-    return any(a in stated and stated[a] != seen[a] for a in asked_attributes(question, kind))
+    contradicted = tuple(a for a in asked if a in stated and stated[a] != seen[a])
+    return _score({a: a in stated and stated[a] == seen[a] for a in asked}, contradicted)
 
 
 def score_generated_sample(caption: str, sample: np.ndarray, read_at: int = 64) -> float:
