@@ -17,16 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ab import alternate, report
-from unified_reward.models.builders import build_processor, build_vlm
-from unified_reward.scoring import Judge
+from bench_judge import tiny_judge
 from unified_reward.serving.client import JudgeClient, media_data_url
 from unified_reward.serving.process import ServerProcess
-
-TINY = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2}
 
 
 def main() -> None:
@@ -38,10 +34,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    torch.manual_seed(0)
-    pixels = args.tokens * 4 * 14 * 14
-    processor = build_processor("qwen2_vl", min_pixels=pixels, max_pixels=pixels)
-    Judge(build_vlm("qwen2_vl", processor, tiny=TINY).eval(), processor).save_pretrained(folder / "judge")
+    tiny_judge(args.tokens, 16, prefix_reuse=True).save_pretrained(folder / "judge")
     rng = np.random.default_rng(0)
     images = [
         media_data_url(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,21 @@ class JudgeQuery:
     def stream(self) -> str:
         return stream_name(self.task, self.mode)
 
+    def swapped(self) -> JudgeQuery:
+        """The same pair with its candidates in the other order."""
+        return replace(self, candidates=self.candidates[::-1])
+
+
+def verdict_probabilities(judgments: Sequence[Judgment]) -> torch.Tensor:
+    """(n, 3) probabilities of first / second / tie of pair judgments."""
+    return torch.tensor([[j.probabilities.get(v, 0.0) for v in VERDICTS] for j in judgments])
+
+
+def average_orders(forward: torch.Tensor, swapped: torch.Tensor) -> torch.Tensor:
+    """(n, 3) first / second / tie of pairs judged as (a, b) and as (b, a), averaged in (a, b)'s terms: what
+    `both_orders` does everywhere, to cancel position bias."""
+    return 0.5 * (forward + swapped[:, [1, 0, 2]])
+
 
 @dataclass(frozen=True)
 class AnswerTrie:
@@ -146,8 +161,7 @@ class JudgeReadings:
 
     def pair_probabilities(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
         """(n, 3) probabilities of first / second / tie."""
-        rows = self.answer_probabilities(queries)
-        return torch.tensor([[row.get(v, 0.0) for v in VERDICTS] for row in rows])
+        return verdict_probabilities(self.judge(queries))
 
     def expected_scores(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
         """On the scale each query is asked on (`asked_scale`); NaN where that scale cannot be read in one pass."""
@@ -171,12 +185,9 @@ class JudgeReadings:
             JudgeQuery(task, "pair", p, (a, b), c) for p, a, b, c in zip(prompts, first, second, contexts, strict=True)
         ]
         probabilities = self.pair_probabilities(queries)
-        p_first = probabilities[:, 0] + 0.5 * probabilities[:, 2]
-        if not both_orders:
-            return p_first
-        swapped = [JudgeQuery(q.task, q.mode, q.prompt, q.candidates[::-1], q.context) for q in queries]
-        reverse = self.pair_probabilities(swapped)
-        return 0.5 * (p_first + reverse[:, 1] + 0.5 * reverse[:, 2])
+        if both_orders:
+            probabilities = average_orders(probabilities, self.pair_probabilities([q.swapped() for q in queries]))
+        return probabilities[:, 0] + 0.5 * probabilities[:, 2]
 
     def score(
         self,

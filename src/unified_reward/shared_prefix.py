@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from unified_reward.data.collators import EncodedChat, image_id, pad_batch, video_id
-from unified_reward.data.packing import rope_index_owner
+from unified_reward.data.packing import rope_index_owner, span_rope_positions
 from unified_reward.data.schema import VideoClip
 
 
@@ -92,14 +92,9 @@ def _part(e: EncodedChat, prefix: SharedPrefix, *, head: bool) -> EncodedChat:
 
 def _rope_positions(rope: torch.nn.Module, e: EncodedChat, processor) -> torch.Tensor:
     """(3, length): Qwen's rotary positions of one whole row."""
-    batch = pad_batch([e], processor)
-    positions, _ = rope.get_rope_index(
-        input_ids=batch["input_ids"],
-        mm_token_type_ids=batch["mm_token_type_ids"],
-        image_grid_thw=batch.get("image_grid_thw"),
-        video_grid_thw=batch.get("video_grid_thw"),
-    )
-    return positions[:, 0]
+    whole = slice(0, len(e.input_ids))
+    images, videos = slice(0, len(e.image_grid_thw)), slice(0, len(e.video_grid_thw))
+    return span_rope_positions(rope, pad_batch([e], processor), 0, whole, images, videos)
 
 
 def _inputs(encoded: list[EncodedChat], processor, device) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ from unified_reward.data.media import VideoSampling, decode_media
 from unified_reward.data.schema import CandidateSet, EncodedMedia, PreferenceRecord
 from unified_reward.filtering.selection import VERDICTS, disjoint_pairs, select_pair
 from unified_reward.filtering.writer import Outcome
-from unified_reward.scoring import JudgeQuery, JudgeReadings
+from unified_reward.scoring import JudgeQuery, JudgeReadings, average_orders
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,8 @@ class PreferenceFilter(L.LightningModule):
 
     def _verdicts(self, queries: list[JudgeQuery]) -> tuple[list[str], torch.Tensor]:
         probabilities = self.judge.pair_probabilities(queries)
-        if self.both_orders:  # average with the swapped order to cancel position bias
-            swapped = [JudgeQuery(q.task, q.mode, q.prompt, q.candidates[::-1], q.context) for q in queries]
-            probabilities = 0.5 * (probabilities + self.judge.pair_probabilities(swapped)[:, [1, 0, 2]])
+        if self.both_orders:
+            probabilities = average_orders(probabilities, self.judge.pair_probabilities([q.swapped() for q in queries]))
         return [VERDICTS[i] for i in probabilities.argmax(-1).tolist()], probabilities
 
     @torch.no_grad()

@@ -17,6 +17,8 @@ from fastapi import Depends, HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from unified_reward.data.collators import encode_chat
+from unified_reward.scoring import generate_texts
 from unified_reward.serving.requests import Limits, RequestError, answer, decode_media_field, parse_request
 
 log = logging.getLogger(__name__)
@@ -125,9 +127,6 @@ class ChatAPI(_Auth, ls.LitAPI):
         return parts, min(asked, self.max_new_tokens)
 
     def predict(self, request):
-        from unified_reward.data.collators import encode_chat
-        from unified_reward.scoring import generate_texts
-
         parts, max_new_tokens = request
         encoded = encode_chat(self.judge.processor, parts, None, max_length=self.judge.max_length)
         yield generate_texts(self.judge.model, self.judge.processor, [encoded], max_new_tokens)[0]

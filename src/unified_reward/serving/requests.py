@@ -29,7 +29,7 @@ from PIL import Image
 
 from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_video
 from unified_reward.data.schema import TASKS, RecordError, check_candidates, check_context, is_generation
-from unified_reward.scoring import VERDICTS, JudgeQuery, JudgeReadings
+from unified_reward.scoring import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
 
 OPS = ("score", "compare", "group_rewards")
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(?P<data>.*)$", re.DOTALL)
@@ -203,18 +203,13 @@ def _queries(r: JudgeRequest) -> list[JudgeQuery]:
         return points
     pairs = _pairs(len(r.candidates))
     ordered = [pair(r.candidates[i], r.candidates[j]) for i, j in pairs]
-    swapped = [pair(r.candidates[j], r.candidates[i]) for i, j in pairs] if r.both_orders else []
-    return points + ordered + swapped
+    return points + ordered + ([q.swapped() for q in ordered] if r.both_orders else [])
 
 
 def _pair_probabilities(judgments, pairs: int, both_orders: bool) -> list[list[float]]:
     """first / second / tie per pair, averaged with the swapped order when it was asked."""
-    rows = [[j.probabilities.get(v, 0.0) for v in VERDICTS] for j in judgments[:pairs]]
-    if both_orders:
-        for row, swapped in zip(rows, judgments[pairs:], strict=True):
-            back = [swapped.probabilities.get(v, 0.0) for v in VERDICTS]
-            row[:] = [0.5 * (row[0] + back[1]), 0.5 * (row[1] + back[0]), 0.5 * (row[2] + back[2])]
-    return rows
+    table = verdict_probabilities(judgments)
+    return (average_orders(table[:pairs], table[pairs:]) if both_orders else table).tolist()
 
 
 def group_win_rates(n: int, pair_probabilities: Sequence[Sequence[float]]) -> tuple[list[float], list[float]]:
