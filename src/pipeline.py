@@ -106,10 +106,12 @@ def run(cfg: DictConfig) -> dict:
     policy = cfg.policy or str(out / "policy" / "export")
     if not cfg.policy:
         deficit = []
-        if cfg.deficit is not None:  # SFT targets of which this share hallucinate (understanding policies)
-            if not task.endswith("understanding"):
-                raise SystemExit("deficit= is built for the understanding policies only (hallucinating answers)")
-            deficit = ["data=hallucinating_answers", f"data.source.hallucination={cfg.deficit}"]
+        # this share of the SFT targets hallucinate (understanding) or do not match their caption (generation)
+        if cfg.deficit is not None:
+            if task.endswith("understanding"):
+                deficit = ["data=hallucinating_answers", f"data.source.hallucination={cfg.deficit}"]
+            else:
+                deficit = ["data=mismatched_media", f"data.tasks=[{task}]", f"data.source.mismatch={cfg.deficit}"]
         _train_stage(cfg, "policy", domain.policy_experiment, out, deficit)
     judge, judge_metrics = cfg.judge, {}
     if not judge and cfg.judge_kind in ("oracle", "random"):  # the ceiling and the floor: nothing to train
@@ -164,7 +166,9 @@ def run(cfg: DictConfig) -> dict:
         "policy_score_before": before,
         "policy_score_after": after,
         "policy_score_gain": None if before is None or after is None else after - before,
-        "policy_metrics": {k: v for k, v in dpo.items() if k.startswith(("test/oracle", "test/hallucination"))},
+        "policy_metrics": {
+            k: v for k, v in dpo.items() if k.startswith(("test/oracle", "test/hallucination", "test/score"))
+        },
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     (out / "pipeline.json").write_text(json.dumps(report, indent=2))

@@ -45,6 +45,7 @@ from unified_reward.models.diffusion import (
     has_adapter,
     predict,
 )
+from unified_reward.modules.metrics import standard_error
 from unified_reward.modules.optimization import adamw_warmup_cosine
 from unified_reward.strategies import gather_rows
 
@@ -234,10 +235,14 @@ class DiffusionDPOModule(L.LightningModule):
         rows = gather_rows(rows)
         if not rows:
             return
-        metrics = {"test/score": float(np.mean([r[0] for r in rows])), "test/score_count": float(len(rows))}
+        scores = np.array([r[0] for r in rows], dtype=float)
+        metrics = {"test/score": float(scores.mean()), "test/score_count": float(len(rows))}
+        metrics["test/score_stderr"] = standard_error(scores)
         if rows[0][1] is not None:
-            metrics["test/score_reference"] = float(np.mean([r[1] for r in rows]))
+            references = np.array([r[1] for r in rows], dtype=float)
+            metrics["test/score_reference"] = float(references.mean())
             metrics["test/score_gain"] = metrics["test/score"] - metrics["test/score_reference"]
+            metrics["test/score_gain_stderr"] = standard_error(scores - references)  # paired: same caption, seed
         self.log_dict(metrics, sync_dist=False)
 
     # ---- export ----------------------------------------------------------------------------------------

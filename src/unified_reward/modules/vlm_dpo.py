@@ -47,6 +47,7 @@ from unified_reward.fingerprint import weights_fingerprint
 from unified_reward.losses.vlm_dpo import LOSS_TYPES, completion_logps, preference_loss, sft_loss
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.models.export import save_vlm
+from unified_reward.modules.metrics import standard_error
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
 from unified_reward.scoring import generate_texts
 from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
@@ -434,12 +435,12 @@ class VLMDPOModule(L.LightningModule):
                 continue
             metrics[f"test/{name}"] = float(after.mean())
             # the standard error over questions, to read a difference against
-            metrics[f"test/{name}_stderr"] = float(after.std(ddof=1) / np.sqrt(len(after))) if len(after) > 1 else 0.0
+            metrics[f"test/{name}_stderr"] = standard_error(after)
             if not np.isnan(before).any():
                 metrics[f"test/{name}_reference"] = float(before.mean())
                 metrics[f"test/{name}_gain"] = float(after.mean() - before.mean())
-                if len(after) > 1:  # paired over the same questions: the error of the gain itself
-                    metrics[f"test/{name}_gain_stderr"] = float((after - before).std(ddof=1) / np.sqrt(len(after)))
+                # paired over the same questions: the error of the gain itself
+                metrics[f"test/{name}_gain_stderr"] = standard_error(after - before)
         metrics["test/answered"] = float(len(rows))
         self.log_dict(metrics, sync_dist=False)
 

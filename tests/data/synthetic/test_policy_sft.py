@@ -2,8 +2,8 @@ import pytest
 
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import ShardStream
-from unified_reward.data.synthetic.oracle import score_answer
-from unified_reward.data.synthetic.policy_sft import HallucinatingAnswers
+from unified_reward.data.synthetic.oracle import score_answer, score_generation
+from unified_reward.data.synthetic.policy_sft import HallucinatingAnswers, MismatchedMedia
 
 
 @pytest.mark.parametrize("task", ["image_understanding", "video_understanding"])
@@ -25,3 +25,23 @@ def test_the_hallucination_share_of_the_sft_targets_is_the_knob(task, tmp_path):
             assert score_answer(record.prompt, record.context, rejected).fraction == 0.0
             lies += record.meta["hallucinated"]
         assert lies == 0 if share == 0 else 20 <= lies <= 40  # 30 expected of 60 at 0.5
+
+
+@pytest.mark.parametrize("task", ["image_generation", "video_generation"])
+def test_the_mismatch_share_of_the_generator_pairs_is_the_knob(task, tmp_path):
+    counts = {"train": 40, "val": 2, "test": 2}
+    for share in (0.0, 0.5):
+        source = MismatchedMedia(tmp_path, task=task, mismatch=share, records_per_stream=counts)
+        source.prepare()
+        (urls,) = source.streams("train").values()
+        records = list(ShardStream(urls, name="train", sampling=VideoSampling(num_frames=8)))
+        assert len(records) == 40
+        mismatched = 0
+        for record in records:
+            shown, rejected = record.candidates
+            # the oracle reads the pixels: a flagged chosen sample misses exactly one caption attribute
+            missed = [a for a, ok in score_generation(record.prompt, shown).satisfied.items() if not ok]
+            assert len(missed) == (1 if record.meta["mismatched"] else 0)
+            assert not any(score_generation(record.prompt, rejected).satisfied.values())
+            mismatched += record.meta["mismatched"]
+        assert mismatched == 0 if share == 0 else 10 <= mismatched <= 30  # 20 expected of 40 at 0.5

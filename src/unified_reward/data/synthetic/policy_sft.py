@@ -1,4 +1,5 @@
-"""SFT data for an understanding policy with a deficit that preference can fix: hallucination at a controlled rate.
+"""SFT data for policies with a deficit that preference can fix: hallucinating answers (understanding) and
+captions the media do not match (generation), each at a controlled rate.
 
 For each understanding question of the world, the SFT target is the true answer (every asked attribute stated as
 the pixels show it) or, for a `hallucination` share of the questions, an answer that states one asked attribute
@@ -6,6 +7,10 @@ with a wrong value drawn uniformly. A policy SFT'd on it can see what is there b
 else part of the time, as real VLMs do; its sampled answers then vary in quality, and a judge that tells right
 from wrong has something to teach. A pair shard source (chosen = the target, rejected = an answer with every asked
 attribute wrong), the form `VLMDPOModule(loss=sft)` trains on; `meta["hallucinated"]` says which targets lie.
+
+`MismatchedMedia` is the generators' twin: each world caption with the render of what it says or, for a `mismatch`
+share, of a scene with one caption attribute changed. A generator trained on it (the plain diffusion loss on the
+chosen sample) has learned to ignore part of its captions; `meta["mismatched"]` says which pairs lie.
 """
 
 from __future__ import annotations
@@ -14,15 +19,18 @@ import functools
 import hashlib
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.schema import PreferenceRecord
 from unified_reward.data.shards import ShardSetWriter, build_splits_once
 from unified_reward.data.sources import ShardFolder
+from unified_reward.data.synthetic.render import render_image, render_video
 from unified_reward.data.synthetic.scene import Scene
-from unified_reward.data.synthetic.world import SPLITS, WorldConfig, answer_text, make_record
+from unified_reward.data.synthetic.world import SPLITS, WorldConfig, answer_text, make_record, plan_record
 
 SOURCE = "synthetic_policy_sft"
 
@@ -33,8 +41,42 @@ def sft_answers(scene: Scene, asked: tuple[str, ...], hallucinate: bool, rng: np
     return answer_text(stated, asked), answer_text(scene.with_changes(asked, rng), asked)
 
 
-class HallucinatingAnswers:
-    """A shard source (`prepare` / `streams`) of SFT pairs for one understanding task of the world."""
+class _DeficitSource:
+    """A shard source (`prepare` / `streams`) of SFT pairs for one task of the world, a `share` of them wrong."""
+
+    kind = ""  # what the wrong share is, in the cache folder's settings and in the log
+
+    def __init__(self, cache_dir, task, share, records_per_stream, world_seed, seed, shard_size):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{self.kind} is a share of the SFT targets, in [0, 1]; got {share}")
+        self.cache_dir = Path(cache_dir)
+        self.task, self.share, self.seed, self.shard_size = task, share, seed, shard_size
+        self.records_per_stream = dict(records_per_stream or {"train": 1500, "val": 100, "test": 200})
+        self.world = WorldConfig(seed=world_seed)
+
+    @property
+    def folder(self) -> Path:
+        settings = {
+            "task": self.task,
+            self.kind: self.share,
+            "records": self.records_per_stream,
+            "world": self.world.fingerprint(),
+            "seed": self.seed,
+        }
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        return self.cache_dir / f"sft-{self.task}-{digest}"
+
+    def prepare(self) -> None:
+        build_splits_once(self.folder, SPLITS, functools.partial(self._write_split), f"SFT pairs ({self.kind})")
+
+    def streams(self, split: str) -> dict[str, list[str]]:
+        return ShardFolder(self.folder).streams(split)
+
+
+class HallucinatingAnswers(_DeficitSource):
+    """SFT pairs for one understanding task: the true answer, or for a `hallucination` share one wrong attribute."""
+
+    kind = "hallucination"
 
     def __init__(
         self,
@@ -47,27 +89,8 @@ class HallucinatingAnswers:
         seed: int = 0,
         shard_size: int = 500,
     ):
-        if not 0.0 <= hallucination <= 1.0:
-            raise ValueError(f"hallucination is a share of the SFT targets, in [0, 1]; got {hallucination}")
-        self.cache_dir = Path(cache_dir)
-        self.task, self.hallucination, self.seed, self.shard_size = task, hallucination, seed, shard_size
-        self.records_per_stream = dict(records_per_stream or {"train": 1500, "val": 100, "test": 200})
-        self.world = WorldConfig(seed=world_seed)
-
-    @property
-    def folder(self) -> Path:
-        settings = {
-            "task": self.task,
-            "hallucination": self.hallucination,
-            "records": self.records_per_stream,
-            "world": self.world.fingerprint(),
-            "seed": self.seed,
-        }
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-        return self.cache_dir / f"sft-{self.task}-{digest}"
-
-    def prepare(self) -> None:
-        build_splits_once(self.folder, SPLITS, functools.partial(self._write_split), "hallucinating SFT answers")
+        super().__init__(cache_dir, task, hallucination, records_per_stream, world_seed, seed, shard_size)
+        self.hallucination = hallucination
 
     def _write_split(self, split: str, folder: Path) -> dict:
         rng = np.random.default_rng([self.seed, SPLITS.index(split), 7])
@@ -95,5 +118,55 @@ class HallucinatingAnswers:
                 )
         return {"questions": count, "hallucinated": hallucinated}
 
-    def streams(self, split: str) -> dict[str, list[str]]:
-        return ShardFolder(self.folder).streams(split)
+
+class MismatchedMedia(_DeficitSource):
+    """Pairs for one generation task: chosen = the render of the caption or, for a `mismatch` share, of the scene
+    with one caption attribute changed; rejected = a render with every caption attribute changed."""
+
+    kind = "mismatch"
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        *,
+        task: str = "image_generation",
+        mismatch: float = 0.3,
+        records_per_stream: dict[str, int] | None = None,
+        world_seed: int = 0,
+        seed: int = 0,
+        shard_size: int = 500,
+    ):
+        super().__init__(cache_dir, task, mismatch, records_per_stream, world_seed, seed, shard_size)
+        self.mismatch = mismatch
+
+    def _render(self, scene: Scene, rng: np.random.Generator):
+        size = self.world.image_size
+        if scene.kind == "image":
+            return encode_image(render_image(scene, rng, size))
+        return encode_video(render_video(scene, rng, size, self.world.num_frames), fps=self.world.video_fps)
+
+    def _write_split(self, split: str, folder: Path) -> dict:
+        rng = np.random.default_rng([self.seed, SPLITS.index(split), 11])
+        count = self.records_per_stream.get(split, 0)
+        mismatched = 0
+        with ShardSetWriter(folder, max_count=self.shard_size) as writer:
+            for i in range(count):
+                plan = plan_record(self.world, split, self.task, "pair", i)
+                scene, attributes = plan.scene, plan.scene.attributes
+                lie = bool(rng.random() < self.mismatch)
+                shown = scene.with_changes((attributes[int(rng.integers(len(attributes)))],), rng) if lie else scene
+                wrong = scene.with_changes(attributes, rng)
+                mismatched += lie
+                writer.write(
+                    PreferenceRecord(
+                        id=f"{SOURCE}-{split}-{self.task}-{i:06d}",
+                        task=self.task,
+                        mode="pair",
+                        prompt=plan.prompt,
+                        candidates=(self._render(shown, rng), self._render(wrong, rng)),
+                        label="first",
+                        source=SOURCE,
+                        meta={"scene": {k: v for k, v in asdict(scene).items() if v is not None}, "mismatched": lie},
+                    )
+                )
+        return {"captions": count, "mismatched": mismatched}
