@@ -23,7 +23,7 @@ from ab import alternate, report
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import ShardStream
 from unified_reward.data.shards import ShardSetWriter
-from unified_reward.data.synthetic.world import WorldConfig, make_record
+from unified_reward.synthetic.world import WorldConfig, make_record
 
 
 def build(folder: Path, records: int, size: int) -> tuple[list[str], list[Path]]:

@@ -23,10 +23,11 @@ from ab import alternate, report
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.schema import TASKS, CandidateSet, is_generation
 from unified_reward.data.shards import decode_sample, encode_record
-from unified_reward.data.synthetic.world import WorldConfig, make_record
 from unified_reward.filtering.filter import PreferenceFilter
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.scoring import Judge, JudgeQuery
+from unified_reward.synthetic.vocabulary import world_vocabulary
+from unified_reward.synthetic.world import WorldConfig, make_record
 
 TINY = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2}
 PIXELS_PER_TOKEN = 4 * 14 * 14  # Qwen2-VL: 14-px patches, 2x2 merged into one token
@@ -35,7 +36,7 @@ PIXELS_PER_TOKEN = 4 * 14 * 14  # Qwen2-VL: 14-px patches, 2x2 merged into one t
 def tiny_judge(tokens_per_image: int, batch_size: int, *, prefix_reuse: bool) -> Judge:
     torch.manual_seed(0)
     pixels = tokens_per_image * PIXELS_PER_TOKEN
-    processor = build_processor("qwen2_vl", min_pixels=pixels, max_pixels=pixels)
+    processor = build_processor("qwen2_vl", min_pixels=pixels, max_pixels=pixels, tiny_vocabulary=world_vocabulary())
     model = build_vlm("qwen2_vl", processor, tiny=TINY).eval()
     return Judge(model, processor, batch_size=batch_size, prefix_reuse=prefix_reuse)
 

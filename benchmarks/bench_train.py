@@ -26,15 +26,16 @@ from pathlib import Path
 import torch
 
 from ab import alternate, report
-from unified_reward.data.collators import JudgeCollator
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.packing import rope_index_owner
 from unified_reward.data.schema import MODES, TASKS
 from unified_reward.data.shards import decode_sample, encode_record
-from unified_reward.data.synthetic.world import WorldConfig, make_record
+from unified_reward.encoding.chat import JudgeCollator
+from unified_reward.encoding.packing import rope_index_owner
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.modules.reward_sft import judge_sft_loss
 from unified_reward.prompts.templates import load_templates
+from unified_reward.synthetic.vocabulary import world_vocabulary
+from unified_reward.synthetic.world import WorldConfig, make_record
 
 BASE = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny_qwen2_vl_base"
 
@@ -61,7 +62,13 @@ def dpo_sides(args) -> dict:
     from unified_reward.modules.vlm_dpo import VLMDPOModule
 
     pixels = args.side * args.side
-    processor = build_processor("qwen2_vl", min_pixels=pixels, max_pixels=pixels, image_mean=[0.13, 0.13, 0.12])
+    processor = build_processor(
+        "qwen2_vl",
+        min_pixels=pixels,
+        max_pixels=pixels,
+        image_mean=[0.13, 0.13, 0.12],
+        tiny_vocabulary=world_vocabulary(),
+    )
     tiny = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2}
     sampling = VideoSampling(num_frames=8)
     records = [

@@ -34,6 +34,7 @@ import time
 import torch
 
 from ab import alternate, report
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 TINY = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2}
 
@@ -41,7 +42,7 @@ TINY = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "n
 def _records(media: str, count: int):
     from unified_reward.data.media import VideoSampling
     from unified_reward.data.shards import decode_sample, encode_record
-    from unified_reward.data.synthetic.world import WorldConfig, make_record
+    from unified_reward.synthetic.world import WorldConfig, make_record
 
     task = f"{media}_understanding"
     sampling = VideoSampling(num_frames=8)
@@ -97,7 +98,13 @@ def _policy(side: int):
 
     torch.manual_seed(0)
     pixels = side * side
-    processor = build_processor("qwen2_vl", min_pixels=pixels, max_pixels=pixels, image_mean=[0.13, 0.13, 0.12])
+    processor = build_processor(
+        "qwen2_vl",
+        min_pixels=pixels,
+        max_pixels=pixels,
+        image_mean=[0.13, 0.13, 0.12],
+        tiny_vocabulary=world_vocabulary(),
+    )
     model = build_vlm("qwen2_vl", processor, tiny=TINY, finetune="lora", lora_rank=16, lora_dropout=0.0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return processor, model.to(device)
@@ -150,7 +157,7 @@ def run_trl(media: str, batch: int, steps: int, warmup: int, lr: float, side: in
     from transformers import ProcessorMixin, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    from unified_reward.data.policy_pairs import PolicyPairCollator
+    from unified_reward.encoding.policy_pairs import PolicyPairCollator
 
     processor, model = _policy(side)
     records = _records(media, batch * steps)

@@ -43,6 +43,7 @@ def load_reader(cfg: DictConfig, protocol):
         templates=cfg.templates,
         dtype=cfg.dtype,
         batch_size=cfg.batch_size,
+        named=cfg.named_judges,
     )
     return JudgeReader(judge, protocol)
 

@@ -68,7 +68,7 @@ def _candidate_module(cfg: DictConfig, tasks) -> L.LightningModule:
             candidates=cfg.candidates_per_prompt,
             sample_steps=cfg.sample_steps,
             guidance_scale=cfg.guidance_scale,
-            oracle=cfg.oracle,
+            evaluator=hydra.utils.instantiate(cfg.sample_evaluator),
         )
     from unified_reward.generation.candidates import AnswerCandidates
 
@@ -78,7 +78,7 @@ def _candidate_module(cfg: DictConfig, tasks) -> L.LightningModule:
         candidates=cfg.candidates_per_prompt,
         temperature=cfg.temperature,
         max_new_tokens=cfg.max_new_tokens,
-        oracle=cfg.oracle,
+        evaluator=hydra.utils.instantiate(cfg.answer_evaluator),
         seed=cfg.seed,
     )
 
@@ -111,7 +111,7 @@ def run(cfg: DictConfig) -> Path:
         from unified_reward.filtering.filter import PreferenceFilter
         from unified_reward.judges import load_judge
 
-        judge = load_judge(cfg.judge, seed=cfg.seed, batch_size=cfg.batch_size)
+        judge = load_judge(cfg.judge, seed=cfg.seed, batch_size=cfg.batch_size, named=cfg.named_judges)
         from unified_reward.data.media import VideoSampling
 
         module = PreferenceFilter(

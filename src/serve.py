@@ -25,11 +25,12 @@ def serve(cfg: DictConfig) -> None:
     from unified_reward.serving.requests import Limits
     from unified_reward.serving.server import JudgeLoader, build_server
 
-    if cfg.chat and cfg.judge in ("random", "oracle"):
+    if cfg.chat and (cfg.judge == "random" or cfg.judge in cfg.named_judges):
         from unified_reward.errors import UserError
 
         raise UserError(f"judge={cfg.judge} writes no text for /v1/chat/completions; add chat=false")
-    loader = JudgeLoader(cfg.judge, cfg.judge_family, cfg.templates, cfg.dtype, cfg.batch_size, cfg.seed)
+    named = tuple(OmegaConf.to_container(cfg.named_judges).items())
+    loader = JudgeLoader(cfg.judge, cfg.judge_family, cfg.templates, cfg.dtype, cfg.batch_size, cfg.seed, named)
     limits = Limits(**OmegaConf.to_container(cfg.limits, resolve=True))
     server = build_server(
         loader,

@@ -10,8 +10,8 @@ import pandas as pd
 from PIL import Image
 
 from unified_reward.data.media import encode_video
-from unified_reward.data.synthetic.render import render_image, render_video
-from unified_reward.data.synthetic.scene import Scene
+from unified_reward.synthetic.render import render_image, render_video
+from unified_reward.synthetic.scene import Scene
 
 
 def png(seed: int, color: str = "red") -> bytes:

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from unified_reward.data.synthetic.world import WorldConfig, ensure_world
+from unified_reward.synthetic.vocabulary import world_vocabulary
+from unified_reward.synthetic.world import WorldConfig, ensure_world
 
 SMALL_WORLD = WorldConfig(seed=7, records_per_stream={"train": 24, "val": 12, "test": 12}, shard_size=6)
 
@@ -22,7 +23,7 @@ def decoded_records():
     from unified_reward.data.media import VideoSampling
     from unified_reward.data.schema import MODES, TASKS
     from unified_reward.data.shards import decode_sample, encode_record
-    from unified_reward.data.synthetic.world import make_record
+    from unified_reward.synthetic.world import make_record
 
     sampling = VideoSampling(num_frames=8)
     return [
@@ -40,7 +41,7 @@ def tiny_qwen():
     from unified_reward.models.builders import build_processor, build_vlm
 
     torch.manual_seed(0)
-    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     return build_vlm("qwen2_vl", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval(), processor
 
 
@@ -49,7 +50,7 @@ def understanding_pairs():
     """Three decoded image-question pairs and three video-question pairs (4 frames) of the synthetic world."""
     from unified_reward.data.media import VideoSampling
     from unified_reward.data.shards import decode_sample, encode_record
-    from unified_reward.data.synthetic.world import make_record
+    from unified_reward.synthetic.world import make_record
 
     sampling = VideoSampling(num_frames=4)
     return [

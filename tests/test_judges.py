@@ -11,7 +11,7 @@ from unified_reward.scoring import JudgeQuery
 def _queries(mode: str, count: int):
     from unified_reward.data.media import VideoSampling
     from unified_reward.data.shards import decode_sample, encode_record
-    from unified_reward.data.synthetic.world import WorldConfig, make_record
+    from unified_reward.synthetic.world import WorldConfig, make_record
 
     sampling = VideoSampling(num_frames=4)
     records = [
@@ -40,10 +40,11 @@ def test_the_random_judge_is_at_chance_and_repeats_from_its_seed():
 
 
 def test_load_judge_gives_each_kind_from_one_value(tmp_path, tiny_qwen):
-    from unified_reward.data.synthetic.oracle_judge import OracleJudge
     from unified_reward.scoring import Judge
+    from unified_reward.synthetic.oracle_judge import OracleJudge
 
-    assert isinstance(load_judge("oracle"), OracleJudge)
+    named = {"oracle": "unified_reward.synthetic.oracle_judge.OracleJudge"}  # configs/named_judges/synthetic.yaml
+    assert isinstance(load_judge("oracle", named=named), OracleJudge)
     assert isinstance(load_judge("random", seed=2), RandomJudge) and load_judge("random", seed=2).seed == 2
     model, processor = tiny_qwen
     Judge(model, processor).save_pretrained(tmp_path / "judge")

@@ -12,8 +12,8 @@ def _python_block_after(heading: str) -> str:
 
 
 def test_the_judge_example_runs_on_image_and_video_files(tiny_qwen, tmp_path, monkeypatch, capsys):
-    from unified_reward.data.synthetic.world import WorldConfig, make_record
     from unified_reward.scoring import Judge
+    from unified_reward.synthetic.world import WorldConfig, make_record
 
     model, processor = tiny_qwen
     Judge(model, processor).save_pretrained(tmp_path / "judge")

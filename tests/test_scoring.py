@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from unified_reward.data.collators import encode_chat, pad_batch
+from unified_reward.encoding.chat import encode_chat, pad_batch
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, score_answer
 from unified_reward.scoring import AnswerTrie, Judge, JudgeQuery, generate_token_ids, rationale_length
 

@@ -3,15 +3,16 @@ import math
 import pytest
 import torch
 
-from unified_reward.data.collators import encode_chat, pad_batch
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.schema import TASKS
 from unified_reward.data.shards import decode_sample, encode_record
-from unified_reward.data.synthetic.world import WorldConfig, make_record
+from unified_reward.encoding.chat import encode_chat, pad_batch
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, render_judge_prompt
 from unified_reward.scoring import Judge, JudgeQuery
 from unified_reward.shared_prefix import media_spans, read_windows, shared_prefix
+from unified_reward.synthetic.vocabulary import world_vocabulary
+from unified_reward.synthetic.world import WorldConfig, make_record
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2}
 CANDIDATES = 4
@@ -36,7 +37,7 @@ def candidate_set_queries(task: str, seed: int = 4) -> list[JudgeQuery]:
 def tiny_family(request):
     torch.manual_seed(0)
     sizes = {} if request.param == "llava_onevision" else {"min_pixels": 3136, "max_pixels": 3136}
-    processor = build_processor(request.param, **sizes)
+    processor = build_processor(request.param, **sizes, tiny_vocabulary=world_vocabulary())
     return build_vlm(request.param, processor, tiny=TINY).eval(), processor
 
 

@@ -23,7 +23,7 @@ def _overrides(experiment: str) -> list[str]:
     if experiment.startswith("vlm_dpo"):
         # a random tiny policy stands in for the one experiment=vlm_policy_* exports; its sampled answers are
         # noise the oracle scores 0 (all ties), so the smoke run reads the world's own pairs
-        # (tests/generation/test_policy_answer_pairs.py covers the on-policy pairs)
+        # (tests/synthetic/test_policy_answer_pairs.py covers the on-policy pairs)
         task = experiment.removeprefix("vlm_dpo_")
         return ["model.pretrained=null", "data=synthetic", f"data.tasks=[{task}_understanding]", "data.modes=[pair]"]
     return []

@@ -30,16 +30,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from unified_reward.data.collators import JudgeCollator
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.shards import decode_sample, encode_record
-from unified_reward.data.synthetic.render import render_image
-from unified_reward.data.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES, random_scene, values_of
-from unified_reward.data.synthetic.world import QUESTIONS, WorldConfig, make_record
+from unified_reward.encoding.chat import JudgeCollator
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
 from unified_reward.modules.reward_sft import MODEL_INPUTS
 from unified_reward.prompts.templates import load_templates
+from unified_reward.synthetic.render import render_image
+from unified_reward.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES, random_scene, values_of
+from unified_reward.synthetic.vocabulary import world_vocabulary
+from unified_reward.synthetic.world import QUESTIONS, WorldConfig, make_record
 
 TINY = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2}
 WORDS = {
@@ -159,7 +160,11 @@ def main() -> None:
 
     torch.manual_seed(0)
     processor = build_processor(
-        "qwen2_vl", min_pixels=args.pixels, max_pixels=args.pixels, image_mean=[0.130, 0.129, 0.122]
+        "qwen2_vl",
+        min_pixels=args.pixels,
+        max_pixels=args.pixels,
+        image_mean=[0.130, 0.129, 0.122],
+        tiny_vocabulary=world_vocabulary(),
     )
     model = build_vlm("qwen2_vl", processor, tiny=size)
     if args.vision_only or args.pretrain_vision:

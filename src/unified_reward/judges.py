@@ -1,10 +1,11 @@
 """The judges besides the learned one, behind the same interface (`scoring.JudgeReadings`), and `load_judge`,
-which gives any of them from one config value: `oracle` (the synthetic world's pixel-reading oracle: the
-ceiling), `random` (seeded coin flips and uniform scores: the floor), or a judge export / official checkpoint."""
+which gives any of them from one config value: `random` (seeded coin flips and uniform scores: the floor), a
+name the config maps to a judge class (`named_judges`: `oracle`, the synthetic world's pixel-reading oracle, the
+ceiling), or a judge export / official checkpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -34,13 +35,22 @@ class RandomJudge(JudgeReadings):
         return judgments
 
 
-def load_judge(spec: str, *, seed: int = 0, family: str = "qwen2_vl", templates: str | None = None, **kwargs):
-    """`oracle`, `random`, a folder with judge.json (`Judge.from_pretrained`), or a checkpoint without one (an
-    official judge of `family`, asked with the official templates unless `templates` says otherwise)."""
-    if spec == "oracle":
-        from unified_reward.data.synthetic.oracle_judge import OracleJudge
+def load_judge(
+    spec: str,
+    *,
+    seed: int = 0,
+    family: str = "qwen2_vl",
+    templates: str | None = None,
+    named: Mapping[str, str] | None = None,
+    **kwargs,
+):
+    """`random`, a name in `named` (name -> import path of a judge class built without arguments, e.g. `oracle`),
+    a folder with judge.json (`Judge.from_pretrained`), or a checkpoint without one (an official judge of
+    `family`, asked with the official templates unless `templates` says otherwise)."""
+    if named and spec in named:
+        from hydra.utils import get_class
 
-        return OracleJudge()
+        return get_class(named[spec])()
     if spec == "random":
         return RandomJudge(seed)
     from unified_reward.prompts.templates import load_templates

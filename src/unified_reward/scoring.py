@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from unified_reward.data.collators import encode_chat, pad_batch
 from unified_reward.data.schema import PreferenceRecord, stream_name
+from unified_reward.encoding.chat import encode_chat, pad_batch
 from unified_reward.errors import UserError
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.prompts.parsing import parse_pair, parse_score, verdict_start

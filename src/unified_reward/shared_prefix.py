@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from unified_reward.data.collators import EncodedChat, image_id, pad_batch, video_id
-from unified_reward.data.packing import rope_index_owner, span_rope_positions
 from unified_reward.data.schema import VideoClip
+from unified_reward.encoding.chat import EncodedChat, image_id, pad_batch, video_id
+from unified_reward.encoding.packing import rope_index_owner, span_rope_positions
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ import pytest
 from unified_reward.data.datamodule import PreferenceDataModule
 from unified_reward.data.schema import TASKS, PreferenceRecord
 from unified_reward.data.shards import ShardSetWriter
-from unified_reward.data.sources import ShardFolder, ShardURLs, SyntheticWorld
-from unified_reward.data.synthetic.world import WorldConfig, make_record
+from unified_reward.data.sources import ShardFolder, ShardURLs
+from unified_reward.synthetic.source import SyntheticWorld
+from unified_reward.synthetic.world import WorldConfig, make_record
 
 WORKER = Path(__file__).with_name("ddp_read_worker.py")
 

@@ -16,7 +16,7 @@ from unified_reward.data.reading import (
     plan_reading,
 )
 from unified_reward.data.shards import encode_record
-from unified_reward.data.synthetic.world import WorldConfig, make_record
+from unified_reward.synthetic.world import WorldConfig, make_record
 
 CONFIG = WorldConfig(seed=11)
 

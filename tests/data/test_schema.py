@@ -95,7 +95,7 @@ def test_candidate_sets_validate_like_records_and_round_trip_through_shards():
 
     from unified_reward.data.schema import CandidateSet, RecordError
     from unified_reward.data.shards import decode_candidate_set, decode_sample, encode_record
-    from unified_reward.data.synthetic.world import WorldConfig, make_record
+    from unified_reward.synthetic.world import WorldConfig, make_record
 
     question = make_record(WorldConfig(), "train", "image_understanding", "pair", 0)
     candidate_set = CandidateSet(

@@ -12,7 +12,7 @@ from unified_reward.data.shards import (
     read_manifest,
     sample_key,
 )
-from unified_reward.data.synthetic.world import WorldConfig, make_record
+from unified_reward.synthetic.world import WorldConfig, make_record
 
 CONFIG = WorldConfig(seed=3)
 

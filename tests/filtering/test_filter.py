@@ -15,8 +15,9 @@ import webdataset as wds
 from tests_support import ROOT
 from unified_reward.data.schema import CandidateSet
 from unified_reward.data.shards import ShardSetWriter, decode_sample
-from unified_reward.data.synthetic.world import WorldConfig, make_record
 from unified_reward.filtering.selection import select_pair
+from unified_reward.synthetic.vocabulary import world_vocabulary
+from unified_reward.synthetic.world import WorldConfig, make_record
 
 CANDIDATES = 6
 
@@ -141,15 +142,17 @@ def test_filter_judges_every_set_and_keeps_what_the_selection_says(filter_inputs
             assert record.label == "first" and record.meta["judge"]["scores"] == judged["scores"]
     # the pairs are what VLMDPOModule's collator reads
     from unified_reward.data.media import VideoSampling
-    from unified_reward.data.policy_pairs import PolicyPairCollator
     from unified_reward.data.shards import decode_media
+    from unified_reward.encoding.policy_pairs import PolicyPairCollator
     from unified_reward.models.builders import build_processor
 
     decoded = [
         type(r)(**{**r.__dict__, "context": decode_media(r.context, VideoSampling(num_frames=4))})
         for r in records.values()
     ]
-    batch = PolicyPairCollator(build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136))(decoded)
+    batch = PolicyPairCollator(
+        build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
+    )(decoded)
     assert len(batch["records"]) == len(decoded)
 
 
@@ -192,7 +195,7 @@ def test_two_ddp_processes_judge_every_set_once(filter_inputs, tmp_path):
 def test_oracle_and_random_judges_make_pairs_through_the_same_filter(filter_inputs, tmp_path):
     from unified_reward.data.media import VideoSampling
     from unified_reward.data.shards import decode_media
-    from unified_reward.data.synthetic import oracle
+    from unified_reward.synthetic import oracle
 
     kept = {}
     for name, judge in (("oracle", "oracle"), ("random", "random"), ("random-again", "random")):
@@ -213,8 +216,8 @@ def test_oracle_and_random_judges_make_pairs_through_the_same_filter(filter_inpu
 def test_keep_questions_writes_a_dropped_set_as_a_tie_that_dpo_skips():
     from unified_reward.data.media import VideoSampling
     from unified_reward.data.shards import encode_record
-    from unified_reward.data.synthetic.oracle_judge import OracleJudge
     from unified_reward.filtering.filter import PreferenceFilter
+    from unified_reward.synthetic.oracle_judge import OracleJudge
 
     question = decode_sample(
         encode_record(make_record(WorldConfig(seed=9), "test", "image_understanding", "pair", 0)), VideoSampling()

@@ -5,12 +5,13 @@ import torch
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import sample, to_uint8
 from unified_reward.models.diffusion import build_caption_encoder, build_denoiser
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 
 @pytest.mark.parametrize("kind, prediction", [("unet2d", "epsilon"), ("sd3", "flow")])
 def test_each_sample_depends_only_on_its_caption_and_seed(kind, prediction):
     torch.manual_seed(0)
-    model, encoder = build_denoiser(kind, sample_size=16), build_caption_encoder()
+    model, encoder = build_denoiser(kind, sample_size=16), build_caption_encoder(tiny_vocabulary=world_vocabulary())
     objective = NoiseObjective(prediction, clip_sample=prediction != "flow")
     captions = ["a red circle", "two blue squares", "a red circle"]
     batch = sample(model, encoder, captions, objective, shape=(3, 16, 16), seeds=[1, 2, 3], steps=3, guidance_scale=2.0)
@@ -30,6 +31,6 @@ def test_to_uint8_gives_images_and_videos_channels_last():
 
 
 def test_sampling_needs_one_seed_per_caption():
-    model, encoder = build_denoiser("sd3", sample_size=16), build_caption_encoder()
+    model, encoder = build_denoiser("sd3", sample_size=16), build_caption_encoder(tiny_vocabulary=world_vocabulary())
     with pytest.raises(ValueError, match="one seed per caption"):
         sample(model, encoder, ["a", "b"], NoiseObjective("flow"), shape=(3, 16, 16), seeds=[1])

@@ -106,7 +106,7 @@ def test_equal_to_trl_dpo_trainer_compute_loss_on_a_real_tiny_vlm(loss_type, tin
     layout; our module runs it in the shared layout. Losses and logged metrics agree."""
     from trl.trainer.utils import add_fused_lm_head
 
-    from unified_reward.data.policy_pairs import PolicyPairCollator
+    from unified_reward.encoding.policy_pairs import PolicyPairCollator
     from unified_reward.modules.vlm_dpo import VLMDPOModule
 
     model, processor = tiny_qwen

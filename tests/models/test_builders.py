@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from unified_reward.data.collators import JudgeCollator
+from unified_reward.encoding.chat import JudgeCollator
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2}
 
@@ -15,7 +16,7 @@ def _model_inputs(batch):
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
 def test_tiny_qwen_families_train_on_images_and_videos(family, decoded_records):
     torch.manual_seed(0)
-    processor = build_processor(family, min_pixels=3136, max_pixels=3136)
+    processor = build_processor(family, min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     model = build_vlm(family, processor, tiny=TINY)
     assert (
         type(model).__name__
@@ -30,7 +31,7 @@ def test_tiny_qwen_families_train_on_images_and_videos(family, decoded_records):
 
 
 def test_tiny_llava_onevision_builds_and_runs_a_text_forward():
-    processor = build_processor("llava_onevision")
+    processor = build_processor("llava_onevision", tiny_vocabulary=world_vocabulary())
     model = build_vlm("llava_onevision", processor, tiny=TINY)
     assert type(model).__name__ == "LlavaOnevisionForConditionalGeneration"
     ids = processor.tokenizer("two red circles", return_tensors="pt")["input_ids"]
@@ -39,7 +40,7 @@ def test_tiny_llava_onevision_builds_and_runs_a_text_forward():
 
 
 def test_lora_trains_only_the_adapter(decoded_records):
-    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     model = build_vlm("qwen2_vl", processor, tiny=TINY, finetune="lora", lora_rank=4)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
@@ -56,7 +57,7 @@ def test_qlora_step_on_cpu_after_an_eval_forward(decoded_records):
     """4-bit NF4 weights, LoRA on top; an eval forward first (the avx512_bf16 repacking pitfall), then
     two training steps that change the adapter."""
     torch.manual_seed(0)
-    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     model = build_vlm("qwen2_vl", processor, tiny=TINY, finetune="qlora", lora_rank=4)
     assert any(type(m).__name__ == "Linear4bit" for m in model.modules())
     batch = _model_inputs(JudgeCollator(processor, DEFAULT_TEMPLATES)(decoded_records[:2]))
@@ -76,4 +77,4 @@ def test_unknown_family_and_finetune_are_rejected():
     with pytest.raises(ValueError, match="unknown model family"):
         build_processor("llama")
     with pytest.raises(ValueError, match="finetune must be"):
-        build_vlm("qwen2_vl", build_processor("qwen2_vl"), finetune="half")
+        build_vlm("qwen2_vl", build_processor("qwen2_vl", tiny_vocabulary=world_vocabulary()), finetune="half")

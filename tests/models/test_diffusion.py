@@ -12,6 +12,7 @@ from unified_reward.models.diffusion import (
     predict,
 )
 from unified_reward.modules.diffusion_dpo import save_denoiser
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 
 def _input(kind: str, batch: int = 2, size: int = 16):
@@ -22,7 +23,7 @@ def _input(kind: str, batch: int = 2, size: int = 16):
 
 @pytest.fixture(scope="module")
 def captions():
-    return build_caption_encoder()(["two red circles on the left", "a blue square"])
+    return build_caption_encoder(tiny_vocabulary=world_vocabulary())(["two red circles on the left", "a blue square"])
 
 
 @pytest.mark.parametrize("kind", DENOISER_KINDS)
@@ -83,9 +84,9 @@ def test_a_missing_local_checkpoint_says_how_to_make_one(tmp_path):
 
 def test_tiny_caption_encoder_is_the_same_in_every_run_and_caches():
     torch.manual_seed(1)
-    first = build_caption_encoder(cache_size=8)
+    first = build_caption_encoder(cache_size=8, tiny_vocabulary=world_vocabulary())
     torch.manual_seed(2)
-    second = build_caption_encoder(cache_size=8)
+    second = build_caption_encoder(cache_size=8, tiny_vocabulary=world_vocabulary())
     a, b = first(["a red circle", "a blue square"]), second(["a red circle", "a blue square"])
     torch.testing.assert_close(a.hidden, b.hidden)
     again = first(["a blue square", "a red circle"])

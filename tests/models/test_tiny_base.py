@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from tests_support import ROOT
-from unified_reward.data.collators import encode_chat
-from unified_reward.data.synthetic.skills import held_out_examples
+from unified_reward.encoding.chat import encode_chat
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.models.tokenizer import build_tiny_tokenizer
 from unified_reward.scoring import generate_texts
+from unified_reward.synthetic.skills import held_out_examples
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 BASE = ROOT / "checkpoints" / "tiny_qwen2_vl_base"
 
@@ -35,8 +36,8 @@ def test_base_is_a_plain_hugging_face_folder_with_its_card():
 def test_shipped_tokenizer_is_the_one_the_code_builds(base):
     """Changing the offline tokenizer means rebuilding and re-shipping the base (`experiment=tiny_base`)."""
     _, processor = base
-    assert processor.tokenizer.get_vocab() == build_tiny_tokenizer().get_vocab()
-    assert processor.tokenizer.chat_template == build_tiny_tokenizer().chat_template
+    assert processor.tokenizer.get_vocab() == build_tiny_tokenizer(vocabulary=world_vocabulary()).get_vocab()
+    assert processor.tokenizer.chat_template == build_tiny_tokenizer(vocabulary=world_vocabulary()).chat_template
 
 
 def test_base_describes_fresh_scenes(base):

@@ -1,14 +1,15 @@
 import pytest
 
-from unified_reward.data.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES
 from unified_reward.models.tokenizer import build_tiny_tokenizer
+from unified_reward.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 WORLD_WORDS = [*COLORS, *SHAPES, *(s + "s" for s in SHAPES), *COUNT_WORDS.values(), *POSITIONS, *MOTIONS]
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return build_tiny_tokenizer()
+    return build_tiny_tokenizer(vocabulary=world_vocabulary())
 
 
 @pytest.mark.parametrize("word", WORLD_WORDS)
@@ -25,4 +26,7 @@ def test_digits_are_split_one_by_one_and_texts_round_trip(tokenizer):
 
 
 def test_training_is_deterministic():
-    assert build_tiny_tokenizer().get_vocab() == build_tiny_tokenizer().get_vocab()
+    assert (
+        build_tiny_tokenizer(vocabulary=world_vocabulary()).get_vocab()
+        == build_tiny_tokenizer(vocabulary=world_vocabulary()).get_vocab()
+    )

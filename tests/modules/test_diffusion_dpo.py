@@ -8,6 +8,7 @@ from unified_reward.data.schema import PointLabel, PreferenceRecord
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.models.diffusion import build_caption_encoder, build_denoiser, build_latent_codec
 from unified_reward.modules.diffusion_dpo import DiffusionDPOModule
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 KINDS = [
     ("unet2d", "epsilon"),
@@ -22,7 +23,7 @@ def _module(kind="sd3", prediction="flow", finetune="lora", reference="adapter",
     video = kind in ("unet3d", "animatediff")
     return DiffusionDPOModule(
         build_denoiser(kind, sample_size=16, finetune=finetune, lora_rank=4),
-        build_caption_encoder(),
+        build_caption_encoder(tiny_vocabulary=world_vocabulary()),
         NoiseObjective(prediction),
         task="video_generation" if video else "image_generation",
         sample_size=16,
@@ -110,7 +111,7 @@ def test_latent_codec_path_trains_in_latent_space():
     torch.manual_seed(0)
     module = DiffusionDPOModule(
         build_denoiser("unet2d", sample_size=8, channels=4, finetune="lora", lora_rank=4),
-        build_caption_encoder(),
+        build_caption_encoder(tiny_vocabulary=world_vocabulary()),
         NoiseObjective("epsilon"),
         latent_codec=build_latent_codec(tiny={"block_out_channels": (8, 16), "norm_num_groups": 4}),
         sample_size=8,
@@ -129,13 +130,17 @@ def test_mismatched_kind_task_or_reference_fails_at_construction():
     with pytest.raises(ValueError, match="makes images"):
         DiffusionDPOModule(
             build_denoiser("sd3", sample_size=16),
-            build_caption_encoder(),
+            build_caption_encoder(tiny_vocabulary=world_vocabulary()),
             NoiseObjective("flow"),
             task="video_generation",
             num_frames=4,
         )
     with pytest.raises(ValueError, match="reference=copy"):
-        DiffusionDPOModule(build_denoiser("sd3", sample_size=16), build_caption_encoder(), NoiseObjective("flow"))
+        DiffusionDPOModule(
+            build_denoiser("sd3", sample_size=16),
+            build_caption_encoder(tiny_vocabulary=world_vocabulary()),
+            NoiseObjective("flow"),
+        )
 
 
 def test_collator_skips_and_counts_ties_and_point_records():

@@ -3,6 +3,7 @@ import torch
 
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups, warmup_cosine
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2}
 
@@ -12,7 +13,7 @@ TINY = {"hidden_size": 64, "num_hidden_layers": 2}
     [("qwen2_vl", ("model.visual.",)), ("llava_onevision", ("model.vision_tower.", "model.multi_modal_projector."))],
 )
 def test_vision_group_holds_exactly_the_tower_and_projector(family, vision_prefixes):
-    model = build_vlm(family, build_processor(family), tiny=TINY)
+    model = build_vlm(family, build_processor(family, tiny_vocabulary=world_vocabulary()), tiny=TINY)
     language, vision = vision_scaled_groups(model, 5.0)
     names = {id(p): n for n, p in model.named_parameters()}
     assert {names[id(p)].startswith(vision_prefixes) for p in vision["params"]} == {True}
@@ -23,7 +24,7 @@ def test_vision_group_holds_exactly_the_tower_and_projector(family, vision_prefi
 
 
 def test_scaled_groups_keep_their_ratio_through_the_schedule():
-    model = build_vlm("qwen2_vl", build_processor("qwen2_vl"), tiny=TINY)
+    model = build_vlm("qwen2_vl", build_processor("qwen2_vl", tiny_vocabulary=world_vocabulary()), tiny=TINY)
     configured = adamw_warmup_cosine(
         vision_scaled_groups(model, 5.0), lr=1e-3, weight_decay=0.0, total_steps=10, warmup_ratio=0.2, min_lr_ratio=0.1
     )
@@ -37,7 +38,9 @@ def test_scaled_groups_keep_their_ratio_through_the_schedule():
 
 
 def test_frozen_tower_leaves_one_group():
-    model = build_vlm("qwen2_vl", build_processor("qwen2_vl"), tiny=TINY, freeze_vision=True)
+    model = build_vlm(
+        "qwen2_vl", build_processor("qwen2_vl", tiny_vocabulary=world_vocabulary()), tiny=TINY, freeze_vision=True
+    )
     configured = adamw_warmup_cosine(
         vision_scaled_groups(model, 5.0), lr=1e-3, weight_decay=0.0, total_steps=4, warmup_ratio=0.0, min_lr_ratio=0.0
     )

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
-from unified_reward.data.collators import EncodedChat, pad_batch
-from unified_reward.data.policy_pairs import answer_ids, encode_policy_prompt
+from unified_reward.encoding.chat import EncodedChat, pad_batch
+from unified_reward.encoding.policy_pairs import answer_ids, encode_policy_prompt
 from unified_reward.modules.vlm_dpo import VLMDPOModule
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def _tiny(finetune="full", seed=0):
     from unified_reward.models.builders import build_processor, build_vlm
 
     torch.manual_seed(seed)
-    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     tiny = {"hidden_size": 64, "num_hidden_layers": 2}
     return build_vlm("qwen2_vl", processor, tiny=tiny, finetune=finetune, lora_rank=4, lora_dropout=0.0), processor
 
@@ -174,7 +175,7 @@ def test_other_families_shared_layout_equals_a_direct_computation(family, pairs)
     from unified_reward.models.builders import build_processor, build_vlm
 
     torch.manual_seed(0)
-    processor = build_processor(family, min_pixels=3136, max_pixels=3136)
+    processor = build_processor(family, min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     model = build_vlm(family, processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
     module = VLMDPOModule(processor, model, reference="precomputed")
     with torch.no_grad():
@@ -198,7 +199,7 @@ def test_packed_pairs_give_the_same_answer_logps_and_gradients(family, pairs):
     from unified_reward.models.builders import build_processor, build_vlm
 
     torch.manual_seed(0)
-    processor = build_processor(family, min_pixels=3136, max_pixels=3136)
+    processor = build_processor(family, min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     model = build_vlm(family, processor, tiny={"hidden_size": 64, "num_hidden_layers": 2})
     shared = VLMDPOModule(processor, model, reference="precomputed")
     packed = VLMDPOModule(processor, model, reference="precomputed", pack_tokens=4096)

@@ -11,6 +11,7 @@ from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.scoring import Judge
 from unified_reward.serving.client import media_data_url
 from unified_reward.serving.requests import Limits, RequestError, answer, group_win_rates, parse_request
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 LIMITS = Limits()
 
@@ -31,7 +32,7 @@ def body(op: str, **fields):
 @pytest.fixture(scope="module")
 def judge():
     torch.manual_seed(0)
-    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     model = build_vlm("qwen2_vl", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
     return Judge(model, processor, batch_size=4)
 

@@ -18,12 +18,13 @@ import pytest
 import torch
 from PIL import Image
 
-from unified_reward.data.collators import encode_chat
+from unified_reward.encoding.chat import encode_chat
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.scoring import Judge, generate_texts
 from unified_reward.serving.client import JudgeClient, ServerError, diffusion_group_rewards, media_data_url, trl_reward
 from unified_reward.serving.process import ServerProcess
 from unified_reward.serving.requests import Limits, answer, parse_request
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 TOKEN = "test-token"
 MAX_BYTES = 2_000_000
@@ -37,7 +38,7 @@ def image(seed: int) -> Image.Image:
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     torch.manual_seed(0)
-    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136)
+    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     model = build_vlm("qwen2_vl", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
     folder = tmp_path_factory.mktemp("serve") / "judge"
     Judge(model, processor).save_pretrained(folder)

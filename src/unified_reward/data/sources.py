@@ -1,7 +1,8 @@
-"""Where a datamodule's shards come from: a local shard-set folder, explicit URLs, or the synthetic world.
+"""Where a datamodule's shards come from: a local shard-set folder or explicit URLs (the synthetic world and its
+derived sets are sources of `unified_reward.synthetic`, with the same two methods).
 
 A source answers `streams(split) -> {stream name: [shard urls]}`; `prepare()` does one-time work
-(generating the synthetic world) and runs once per node before training.
+(such as generating a synthetic set) and runs once per node before training.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Protocol
 import braceexpand
 
 from unified_reward.data.shards import MANIFEST, read_manifest
-from unified_reward.data.synthetic.world import WorldConfig, ensure_world
 from unified_reward.errors import UserError
 
 
@@ -25,7 +25,7 @@ class ShardSource(Protocol):
 
 SHARD_LAYOUT = (
     "a shard folder holds train/, val/ and test/, each with a manifest.json and its <task>_<mode>-NNNNNN.tar shards, "
-    "as ShardSetWriter or `python -m unified_reward.data.convert_official` write them"
+    "as ShardSetWriter or `python -m unified_reward.official.convert` write them"
 )
 
 
@@ -66,23 +66,3 @@ class ShardURLs:
             patterns = [patterns] if isinstance(patterns, str) else list(patterns)
             expanded[name] = [url for pattern in patterns for url in braceexpand.braceexpand(pattern)]
         return expanded
-
-
-class SyntheticWorld:
-    """The synthetic world of `WorldConfig(**world)`, generated into `cache_dir` on first use."""
-
-    def __init__(self, cache_dir: str | os.PathLike, workers: int | None = None, **world):
-        # mappings may arrive as OmegaConf containers from Hydra; the fingerprint needs plain dicts
-        self.config = WorldConfig(**{k: dict(v) if hasattr(v, "items") else v for k, v in world.items()})
-        self.cache_dir = Path(cache_dir)
-        self.workers = workers
-
-    @property
-    def folder(self) -> Path:
-        return self.cache_dir / f"world-{self.config.fingerprint()}"
-
-    def prepare(self) -> None:
-        ensure_world(self.config, self.cache_dir, self.workers)
-
-    def streams(self, split: str) -> dict[str, list[str]]:
-        return ShardFolder(self.folder).streams(split)

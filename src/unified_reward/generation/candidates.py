@@ -4,27 +4,29 @@ candidate-set shards (`ResumableShardWriter`), so judging can be re-run without 
 `AnswerCandidates`: a VLM policy samples N answers (temperature) to each understanding question of the input
 records (their question and image or video); each question gives one `CandidateSet` with id
 `<record id>-candidates`. An empty sampled answer is stored as the text "(no answer)" (the schema refuses
-empty texts; the judge sees that the answer is missing) and counted (`empty_answers`). With `oracle=True`
-(the synthetic world) every candidate's oracle score goes to `meta["oracle_scores"]`, so the filter's
-choices can be checked.
+empty texts; the judge sees that the answer is missing) and counted (`empty_answers`). With an `evaluator`
+(the synthetic world's oracle, `(question, media, answer)` -> `.fraction`) every candidate's score goes to
+`meta["oracle_scores"]`, so the filter's choices can be checked.
 
 `GeneratedCandidates`: a text-to-image or text-to-video generator samples N candidates per caption of the
 input generation records, one seed each (seeded by the record id and the candidate index, so candidate j is
-reproducible alone); the oracle scores them at 64 px (`score_generated_sample`).
+reproducible alone); an `evaluator` (`(caption, uint8 sample)` -> score, such as the world's
+`score_generated_sample`) scores each into `meta["oracle_scores"]`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
 from unified_reward.data.media import encode_media
-from unified_reward.data.policy_pairs import encode_policy_prompt
 from unified_reward.data.reading import stable_seed
 from unified_reward.data.schema import CandidateSet, PreferenceRecord, is_generation
+from unified_reward.encoding.policy_pairs import encode_policy_prompt
 from unified_reward.filtering.writer import Outcome
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import PixelSampler, to_uint8
@@ -47,7 +49,7 @@ class AnswerCandidates(L.LightningModule):
         candidates: int = 10,
         temperature: float = 1.0,
         max_new_tokens: int = 32,
-        oracle: bool = False,
+        evaluator: Callable[[str, Any, str], Any] | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -56,7 +58,7 @@ class AnswerCandidates(L.LightningModule):
         self.processor = processor
         self.policy = policy if isinstance(policy, nn.Module) else policy(processor=processor, finetune="full")
         self.candidates, self.temperature, self.max_new_tokens = candidates, temperature, max_new_tokens
-        self.oracle, self.seed = oracle, seed
+        self.evaluator, self.seed = evaluator, seed
         self.skip_ids: set[str] = set()
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
@@ -84,10 +86,8 @@ class AnswerCandidates(L.LightningModule):
             empty = sum(not a for a in answers)
             answers = [a if a else "(no answer)" for a in answers]  # kept, so every set has N candidates
             meta = {"question": question.id}
-            if self.oracle:
-                from unified_reward.data.synthetic.oracle import score_answer
-
-                meta["oracle_scores"] = [score_answer(question.prompt, question.context, a).fraction for a in answers]
+            if self.evaluator is not None:
+                meta["oracle_scores"] = [self.evaluator(question.prompt, question.context, a).fraction for a in answers]
             candidate_set = CandidateSet(
                 id=item,
                 task=question.task,
@@ -114,7 +114,7 @@ class GeneratedCandidates(L.LightningModule):
         candidates: int = 10,
         sample_steps: int = 25,
         guidance_scale: float = 1.0,
-        oracle: bool = False,
+        evaluator: Callable[[str, Any], float] | None = None,
     ):
         super().__init__()
         if candidates < 2:
@@ -124,7 +124,7 @@ class GeneratedCandidates(L.LightningModule):
         self.sampler = PixelSampler(
             caption_encoder, objective, sample_size, num_frames, sample_steps, guidance_scale, latent_codec
         )
-        self.candidates, self.oracle = candidates, oracle
+        self.candidates, self.evaluator = candidates, evaluator
         self.skip_ids: set[str] = set()
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
@@ -142,10 +142,8 @@ class GeneratedCandidates(L.LightningModule):
         for i, prompt in enumerate(prompts):
             block = pixels[i * self.candidates : (i + 1) * self.candidates]
             meta = {"caption_of": prompt.id, "seeds": seeds[i * self.candidates : (i + 1) * self.candidates]}
-            if self.oracle:
-                from unified_reward.data.synthetic.oracle import score_generated_sample
-
-                meta["oracle_scores"] = [score_generated_sample(prompt.prompt, p) for p in block]
+            if self.evaluator is not None:
+                meta["oracle_scores"] = [self.evaluator(prompt.prompt, p) for p in block]
             item = f"{prompt.id}-candidates"
             candidate_set = CandidateSet(
                 id=item,

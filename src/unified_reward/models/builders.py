@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
 
 from unified_reward.models.locate import hub_errors_explained, locate_pretrained
+
+if TYPE_CHECKING:
+    from unified_reward.models.tokenizer import TinyVocabulary
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +64,14 @@ def build_processor(
     image_mean: list[float] | None = None,
     image_std: list[float] | None = None,
     tiny_vocab_size: int = 1024,
+    tiny_vocabulary: TinyVocabulary | None = None,
 ) -> VLMProcessor:
     """Tokenizer and image processor. Uses the PIL image processors, which need no torchvision;
     videos are turned into patches from their frames by the collator with the same arithmetic.
 
     `min_pixels`/`max_pixels` (Qwen) set the resizing range; None keeps a checkpoint's own (an exported judge is
     read at the size it was trained at), and without a checkpoint means 56 x 56 to 28 x 28 x 1280.
+    Without a checkpoint the tokenizer is the offline one, trained on the templates and `tiny_vocabulary`.
     `image_mean`/`image_std` replace the processor's pixel normalisation (None keeps the checkpoint's).
     A model trained from scratch needs the mean of its own data: the Qwen vision towers embed patches
     with a bias-free projection, so with CLIP's mean a dark background becomes a large constant
@@ -74,14 +79,15 @@ def build_processor(
     """
     _check_family(family)
     if not pretrained:
-        return _load_processor(family, None, min_pixels, max_pixels, image_mean, image_std, tiny_vocab_size)
+        tiny = (tiny_vocab_size, tiny_vocabulary)
+        return _load_processor(family, None, min_pixels, max_pixels, image_mean, image_std, tiny)
     with hub_errors_explained(pretrained):
         return _load_processor(
-            family, locate_pretrained(pretrained), min_pixels, max_pixels, image_mean, image_std, tiny_vocab_size
+            family, locate_pretrained(pretrained), min_pixels, max_pixels, image_mean, image_std, None
         )
 
 
-def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, image_std, tiny_vocab_size):
+def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, image_std, tiny):
     normalisation = {
         key: list(value) for key, value in (("image_mean", image_mean), ("image_std", image_std)) if value is not None
     }
@@ -130,7 +136,7 @@ def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, imag
     else:
         from unified_reward.models.tokenizer import build_tiny_tokenizer
 
-        tokenizer = build_tiny_tokenizer(tiny_vocab_size, family=family)
+        tokenizer = build_tiny_tokenizer(tiny[0], family=family, vocabulary=tiny[1])
     tokenizer.padding_side = "right"
     if family == "llava_onevision":
         return VLMProcessor(family, tokenizer, image_processor, image_token, video_token, **llava)

@@ -20,12 +20,15 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from unified_reward.models.builders import DTYPES
+
+if TYPE_CHECKING:
+    from unified_reward.models.tokenizer import TinyVocabulary
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ def build_caption_encoder(
     max_length: int = 32,
     cache_size: int = 4096,
     dtype: str = "float32",
+    tiny_vocabulary: TinyVocabulary | None = None,
 ) -> CaptionEncoder:
     """SD-style CLIP text encoder (`tokenizer`/`text_encoder` subfolders), or a tiny random one over the
     offline tokenizer. A random frozen encoder still gives every word its own vector, which is all a
@@ -111,7 +115,7 @@ def build_caption_encoder(
     from unified_reward.models.tokenizer import build_tiny_tokenizer
 
     size = tiny or {}
-    tokenizer = build_tiny_tokenizer(1024, family="qwen2_vl")
+    tokenizer = build_tiny_tokenizer(1024, family="qwen2_vl", vocabulary=tiny_vocabulary)
     tokenizer.padding_side = "right"
     config = CLIPTextConfig(
         vocab_size=len(tokenizer),

@@ -2,12 +2,15 @@
 
 Real checkpoints bring their own tokenizer (`AutoTokenizer.from_pretrained`). Tiny models used by
 the embedded default and the tests need one that exists without downloads: this one is trained
-deterministically in well under a second on the judge templates and the synthetic world's words,
-splits digits one by one (as Qwen's tokenizer does, so scores read the same way), and carries the
-special tokens of Qwen2-VL and LLaVA-OneVision and a ChatML template of the same form as theirs.
+deterministically in well under a second on the judge templates and a domain's texts and words (a
+`TinyVocabulary`, such as `unified_reward.synthetic.vocabulary.world_vocabulary()`), splits digits one
+by one (as Qwen's tokenizer does, so scores read the same way), and carries the special tokens of
+Qwen2-VL and LLaVA-OneVision and a ChatML template of the same form as theirs.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -49,10 +52,17 @@ def chat_template(family: str) -> str:
     )
 
 
-def _corpus() -> list[str]:
+@dataclass(frozen=True)
+class TinyVocabulary:
+    """A domain's texts (questions, captions) and words the tiny tokenizer learns beside the judge templates; every
+    word is seen often enough, first and after a space, to become one token."""
+
+    texts: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+
+
+def _corpus(vocabulary: TinyVocabulary) -> list[str]:
     from unified_reward.data.schema import is_generation, media_kind_of
-    from unified_reward.data.synthetic.scene import COLORS, COUNT_WORDS, MOTIONS, POSITIONS, SHAPES
-    from unified_reward.data.synthetic.world import IMAGE_CAPTIONS, QUESTIONS, VIDEO_CAPTIONS
     from unified_reward.prompts.templates import DEFAULT_TEMPLATES, pair_answer_wordings
 
     texts = [t.instruction for t in DEFAULT_TEMPLATES.values()]
@@ -62,9 +72,8 @@ def _corpus() -> list[str]:
         if name.endswith("_pair"):
             task = name.removesuffix("_pair")
             texts += pair_answer_wordings(media_kind_of(task) if is_generation(task) else "answer").values()
-    texts += [q for qs in QUESTIONS.values() for q in qs] + list(IMAGE_CAPTIONS) + list(VIDEO_CAPTIONS)
-    words = list(COLORS) + list(SHAPES) + [s + "s" for s in SHAPES] + list(COUNT_WORDS.values())
-    words += list(POSITIONS) + list(MOTIONS) + ["There", "is", "are", "They", "objects", "object", "moving", "shows"]
+    texts += list(vocabulary.texts)
+    words = list(vocabulary.words) + ["There", "is", "are", "They", "objects", "object", "moving", "shows"]
     words += ["image", "video", "Image", "Video", "Answer", "better", "equally", "good", "Both"]
     # the reasoning judge's checks and the base's skills (describe, verify)
     words += ["yes", "no", "Yes", "No", "The", "Describe", "both", "images", "videos", "Are", "Do", "move", "the"]
@@ -77,7 +86,9 @@ def _corpus() -> list[str]:
     return texts
 
 
-def build_tiny_tokenizer(vocab_size: int = 1024, family: str = "qwen2_vl") -> PreTrainedTokenizerFast:
+def build_tiny_tokenizer(
+    vocab_size: int = 1024, family: str = "qwen2_vl", vocabulary: TinyVocabulary | None = None
+) -> PreTrainedTokenizerFast:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -89,7 +100,7 @@ def build_tiny_tokenizer(vocab_size: int = 1024, family: str = "qwen2_vl") -> Pr
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_corpus(), trainer=trainer)
+    tokenizer.train_from_iterator(_corpus(vocabulary or TinyVocabulary()), trainer=trainer)
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",

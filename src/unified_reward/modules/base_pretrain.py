@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unified_reward.data.collators import encode_chat
+from unified_reward.encoding.chat import encode_chat
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.models.export import save_vlm
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
@@ -203,7 +203,7 @@ judging. Load it like any hub model: `model=qwen2_vl_tiny_base` (or `from_pretra
 - Command: `{" ".join(["python", *sys.argv])}`
 - Steps: {steps} ({hparams.vision_steps} of them training the vision tower alone, through attribute heads that
   are not exported); settings: {settings}
-- Data: fresh scenes every step (`unified_reward.data.synthetic.skills`), 64 px images and 8-frame videos, 16
+- Data: fresh scenes every step (`unified_reward.synthetic.skills`), 64 px images and 8-frame videos, 16
   visual tokens per image (112 x 112 after resizing), videos through mp4 as the world's shards hold them.
 - Final training losses: {losses}
 

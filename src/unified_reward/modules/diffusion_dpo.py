@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from unified_reward.data.generation_pairs import GenerationPairCollator
+from unified_reward.encoding.generation_pairs import GenerationPairCollator
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import PixelSampler, to_uint8
 from unified_reward.losses.diffusion_dpo import (

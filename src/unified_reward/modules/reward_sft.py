@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from unified_reward.data.collators import JudgeCollator
-from unified_reward.data.packing import packed_position_ids, rope_index_owner
 from unified_reward.data.schema import PreferenceRecord, VideoClip
+from unified_reward.encoding.chat import JudgeCollator
+from unified_reward.encoding.packing import packed_position_ids, rope_index_owner
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
 from unified_reward.prompts.templates import load_templates, rescale

@@ -14,10 +14,11 @@ The reference policy, chosen by `reference`:
 `loss=sft` trains on the chosen answers only (next-token cross-entropy): how a policy is first taught to
 answer, with the same data, collator and optimiser.
 
-Test: the DPO metrics on the test pairs and, with `evaluator=synthetic_oracle`, the greedy answers of the
-trained policy and of the reference policy to each test question, scored by the synthetic world's oracle
-(`test/oracle_score`, `test/oracle_score_reference`, `test/oracle_score_gain`; fraction of asked attributes
-stated correctly), so one run reports before and after.
+Test: the DPO metrics on the test pairs and, with an `evaluator` (a reader of answers, `(question, media, answer)`
+-> `.fraction` of asked attributes stated right and `.hallucinated`, such as the synthetic world's oracle
+`unified_reward.synthetic.oracle.score_answer`), the greedy answers of the trained policy and of the reference
+policy to each test question, scored by it (`test/oracle_score`, `test/oracle_score_reference`,
+`test/oracle_score_gain`), so one run reports before and after.
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from unified_reward.data.packing import rope_index_owner, span_rope_positions
-from unified_reward.data.policy_pairs import (
+from unified_reward.data.schema import PreferenceRecord
+from unified_reward.encoding.packing import rope_index_owner, span_rope_positions
+from unified_reward.encoding.policy_pairs import (
     CHOSEN,
     REJECTED,
     PolicyPairCollator,
     encode_policy_prompt,
     shared_prompt_mask,
 )
-from unified_reward.data.schema import PreferenceRecord
 from unified_reward.fingerprint import weights_fingerprint
 from unified_reward.losses.vlm_dpo import LOSS_TYPES, completion_logps, preference_loss, sft_loss
 from unified_reward.models.builders import VLMProcessor
@@ -54,7 +55,6 @@ from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, s
 
 log = logging.getLogger(__name__)
 REFERENCES = ("adapter", "copy", "precomputed")
-EVALUATORS = (None, "synthetic_oracle")
 REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precomputed reference log-probs
 MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "image_sizes")
 
@@ -164,7 +164,7 @@ class VLMDPOModule(L.LightningModule):
         warmup_ratio: float = 0.1,
         min_lr_ratio: float = 0.0,
         max_length: int = 4096,
-        evaluator: str | None = None,
+        evaluator: Callable[[str, Any, str], Any] | None = None,
         generate_max_new_tokens: int = 24,
         generate_batch_size: int = 16,
         eval_samples: int = 0,
@@ -176,10 +176,8 @@ class VLMDPOModule(L.LightningModule):
             raise ValueError(f"loss must be one of {(*LOSS_TYPES, 'sft')}, got {loss!r}")
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
-        if evaluator not in EVALUATORS:
-            raise ValueError(f"evaluator must be one of {EVALUATORS}, got {evaluator!r}")
-        self.save_hyperparameters(ignore=["processor", "model"])
-        self.processor = processor
+        self.save_hyperparameters(ignore=["processor", "model", "evaluator"])
+        self.processor, self.evaluator = processor, evaluator
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         if loss != "sft" and reference == "adapter" and not hasattr(self.model, "disable_adapter"):
             raise ValueError(
@@ -314,7 +312,7 @@ class VLMDPOModule(L.LightningModule):
             return
         if batch["records"]:
             self._losses(batch, "test")
-        if self.hparams.evaluator == "synthetic_oracle" and batch["questions"]:
+        if self.evaluator is not None and batch["questions"]:
             self._score_answers(batch["questions"])
 
     def configure_optimizers(self):
@@ -399,8 +397,7 @@ class VLMDPOModule(L.LightningModule):
     def _oracle_rows(self, model: nn.Module, records: list[PreferenceRecord]) -> list[tuple[float, ...]]:
         """Per record: the oracle's score of the greedy answer, whether it is exact, and (eval_samples > 0) the mean
         score of the sampled answers and the share of them that state an asked attribute wrongly (hallucinate)."""
-        from unified_reward.data.synthetic.oracle import score_answer
-
+        score_answer = self.evaluator
         rows = []
         k = self.hparams.eval_samples
         sampled = self.policy_answers(model, records, k) if k else []

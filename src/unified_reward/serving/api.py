@@ -17,7 +17,7 @@ from fastapi import Depends, HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from unified_reward.data.collators import encode_chat
+from unified_reward.encoding.chat import encode_chat
 from unified_reward.scoring import generate_texts
 from unified_reward.serving.requests import Limits, RequestError, answer, decode_media_field, parse_request
 

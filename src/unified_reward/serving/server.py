@@ -17,6 +17,7 @@ class JudgeLoader:
     dtype: str = "float32"
     batch_size: int = 16
     seed: int = 0
+    named: tuple[tuple[str, str], ...] = ()  # judge names -> classes (configs/named_judges)
 
     def __call__(self, device: str):
         from unified_reward.judges import load_judge
@@ -28,6 +29,7 @@ class JudgeLoader:
             templates=self.templates,
             dtype=self.dtype,
             batch_size=self.batch_size,
+            named=dict(self.named),
         )
         if hasattr(judge, "model"):
             judge.model.to(device)

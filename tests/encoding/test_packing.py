@@ -4,10 +4,11 @@ videos); LLaVA-OneVision is refused."""
 import pytest
 import torch
 
-from unified_reward.data.collators import JudgeCollator, encode_chat, pad_batch
-from unified_reward.data.packing import pack_batch, pack_rows, packed_position_ids, rope_index_owner
+from unified_reward.encoding.chat import JudgeCollator, encode_chat, pad_batch
+from unified_reward.encoding.packing import pack_batch, pack_rows, packed_position_ids, rope_index_owner
 from unified_reward.models.builders import build_processor, build_vlm
 from unified_reward.prompts.templates import load_templates
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 MEDIA = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "mm_token_type_ids")
 
@@ -21,7 +22,7 @@ def test_rows_hold_at_most_the_budget_first_fit_longest_first():
 
 def _model(family):
     torch.manual_seed(0)
-    processor = build_processor(family, min_pixels=3136, max_pixels=3136)
+    processor = build_processor(family, min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
     return build_vlm(family, processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}), processor
 
 
@@ -98,7 +99,7 @@ def test_the_collator_packs_and_keeps_records_in_row_order(tiny_qwen, decoded_re
 
 
 def test_llava_onevision_is_refused_with_what_to_do(decoded_records):
-    processor = build_processor("llava_onevision")
+    processor = build_processor("llava_onevision", tiny_vocabulary=world_vocabulary())
     collate = JudgeCollator(processor, load_templates(None), packing=True)
     with pytest.raises(ValueError, match="LLaVA-OneVision cannot be packed: train it padded"):
         collate(decoded_records[:2])

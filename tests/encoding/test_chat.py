@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from unified_reward.data.collators import (
+from unified_reward.data.schema import VideoClip
+from unified_reward.encoding.chat import (
     IGNORE_INDEX,
     JudgeCollator,
     TooLongError,
@@ -12,8 +13,8 @@ from unified_reward.data.collators import (
     pad_batch,
     video_patches,
 )
-from unified_reward.data.schema import VideoClip
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, load_templates
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 
 def test_loss_only_on_the_answer_tokens(tiny_qwen, decoded_records):
@@ -95,11 +96,11 @@ def test_llava_onevision_media_tokens_match_the_models_features(decoded_records)
     LLaVA-OneVision: the model raises if the placeholder count differs from its packed features."""
     import torch
 
-    from unified_reward.data.collators import JudgeCollator
+    from unified_reward.encoding.chat import JudgeCollator
     from unified_reward.models.builders import build_processor, build_vlm
     from unified_reward.prompts.templates import DEFAULT_TEMPLATES
 
-    processor = build_processor("llava_onevision")
+    processor = build_processor("llava_onevision", tiny_vocabulary=world_vocabulary())
     model = build_vlm("llava_onevision", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
     batch = JudgeCollator(processor, DEFAULT_TEMPLATES)(decoded_records)
     assert "mm_token_type_ids" not in batch and batch["image_sizes"].shape[1] == 2
@@ -117,10 +118,10 @@ def test_llava_onevision_anyres_token_count_for_non_square_images(height, width)
     import torch
     from PIL import Image
 
-    from unified_reward.data.collators import encode_chat, pad_batch
+    from unified_reward.encoding.chat import encode_chat, pad_batch
     from unified_reward.models.builders import build_processor, build_vlm
 
-    processor = build_processor("llava_onevision")
+    processor = build_processor("llava_onevision", tiny_vocabulary=world_vocabulary())
     pinpoints = [[32, 32], [32, 64], [64, 32], [64, 64], [32, 128], [128, 32]]
     processor.image_processor.image_grid_pinpoints = pinpoints
     model = build_vlm("llava_onevision", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from unified_reward.data.collators import TooLongError
-from unified_reward.data.policy_pairs import (
+from unified_reward.data.schema import MODES, TASKS
+from unified_reward.encoding.chat import TooLongError
+from unified_reward.encoding.policy_pairs import (
     CHOSEN,
     PADDING,
     PROMPT,
@@ -12,7 +13,6 @@ from unified_reward.data.policy_pairs import (
     encode_policy_prompt,
     shared_prompt_mask,
 )
-from unified_reward.data.schema import MODES, TASKS
 
 
 def _record(decoded_records, task, mode):

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from unified_reward.data.shards import decode_sample
-from unified_reward.generation.policy_answer_pairs import OracleRankedAnswers
+from unified_reward.synthetic.policy_answer_pairs import OracleRankedAnswers
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unified_reward.data.synthetic.scene import COLORS, Scene
+from unified_reward.synthetic.scene import COLORS, Scene
 
 BACKGROUND = 28
 RADIUS_FRACTION = 0.09  # object radius relative to the canvas side

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from unified_reward.data.schema import VideoClip
-from unified_reward.data.synthetic import oracle
-from unified_reward.data.synthetic.scene import values_of
-from unified_reward.data.synthetic.skills import (
+from unified_reward.synthetic import oracle
+from unified_reward.synthetic.scene import values_of
+from unified_reward.synthetic.skills import (
     PROBE_CLASSES,
     SKILLS,
     SkillCollator,
@@ -14,6 +14,7 @@ from unified_reward.data.synthetic.skills import (
     make_example,
     tokens_per_image,
 )
+from unified_reward.synthetic.vocabulary import world_vocabulary
 
 JUDGE_WORDS = ("better", "equally", "score", "answer 1", "answer 2", "image 2", "video 2")
 
@@ -71,7 +72,7 @@ def test_stream_is_seeded_and_collates_with_probe_targets():
     again = [e.answer for e, _ in zip(SkillStream(3), range(12), strict=False)]
     other = [e.answer for e, _ in zip(SkillStream(4), range(12), strict=False)]
     assert first == again and first != other
-    processor = build_processor("qwen2_vl", min_pixels=12544, max_pixels=12544)
+    processor = build_processor("qwen2_vl", min_pixels=12544, max_pixels=12544, tiny_vocabulary=world_vocabulary())
     assert tokens_per_image(processor) == 16
     examples = [e for e, _ in zip(SkillStream(0), range(16), strict=False)]
     batch = SkillCollator(processor)(examples)

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image, ImageFilter
 
 from unified_reward.data.schema import VideoClip
-from unified_reward.data.synthetic import oracle
-from unified_reward.data.synthetic.render import render_image, render_video
-from unified_reward.data.synthetic.scene import Scene, describe, random_scene
+from unified_reward.synthetic import oracle
+from unified_reward.synthetic.render import render_image, render_video
+from unified_reward.synthetic.scene import Scene, describe, random_scene
 
 
 def degrade(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:

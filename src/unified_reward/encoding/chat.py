@@ -259,7 +259,7 @@ class JudgeCollator:
         if not encoded:
             return None
         if self.packing:
-            from unified_reward.data.packing import pack_batch
+            from unified_reward.encoding.packing import pack_batch
 
             batch = pack_batch(encoded, self.processor, self.pack_tokens)
             batch["records"] = [kept[i] for i in batch["sample_order"]]

@@ -28,9 +28,9 @@ from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.schema import PreferenceRecord
 from unified_reward.data.shards import ShardSetWriter, build_splits_once
 from unified_reward.data.sources import ShardFolder
-from unified_reward.data.synthetic.render import render_image, render_video
-from unified_reward.data.synthetic.scene import Scene
-from unified_reward.data.synthetic.world import SPLITS, WorldConfig, answer_text, make_record, plan_record
+from unified_reward.synthetic.render import render_image, render_video
+from unified_reward.synthetic.scene import Scene
+from unified_reward.synthetic.world import SPLITS, WorldConfig, answer_text, make_record, plan_record
 
 SOURCE = "synthetic_policy_sft"
 

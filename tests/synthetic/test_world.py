@@ -8,9 +8,9 @@ import torch
 from unified_reward.data.media import VideoSampling, decode_media
 from unified_reward.data.schema import MODES, TASKS, is_generation
 from unified_reward.data.shards import encode_record, read_manifest
-from unified_reward.data.synthetic import oracle
-from unified_reward.data.synthetic.scene import COUNT_WORDS, Scene, read_attributes
-from unified_reward.data.synthetic.world import (
+from unified_reward.synthetic import oracle
+from unified_reward.synthetic.scene import COUNT_WORDS, Scene, read_attributes
+from unified_reward.synthetic.world import (
     QUESTIONS,
     WorldConfig,
     answer_text,
@@ -226,7 +226,7 @@ TEXT_DIGESTS = {5: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672"}
 def test_a_change_to_the_generated_texts_bumps_the_world_version():
     import hashlib
 
-    from unified_reward.data.synthetic.world import WORLD_VERSION
+    from unified_reward.synthetic.world import WORLD_VERSION
 
     digest = hashlib.sha1()
     for task in TASKS:

@@ -22,15 +22,15 @@ import torch
 from torch import nn
 
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.policy_pairs import encode_policy_prompt
 from unified_reward.data.schema import PreferenceRecord
 from unified_reward.data.shards import ShardSetWriter, build_splits_once, decode_sample, encode_record
 from unified_reward.data.sources import ShardFolder
-from unified_reward.data.synthetic.oracle import score_answer
-from unified_reward.data.synthetic.world import SPLITS, WorldConfig, make_record
+from unified_reward.encoding.policy_pairs import encode_policy_prompt
 from unified_reward.fingerprint import weights_fingerprint
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.scoring import generate_texts
+from unified_reward.synthetic.oracle import score_answer
+from unified_reward.synthetic.world import SPLITS, WorldConfig, make_record
 
 log = logging.getLogger(__name__)
 

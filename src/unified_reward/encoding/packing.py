@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from unified_reward.data.collators import IGNORE_INDEX, EncodedChat, mm_token_type_ids
+from unified_reward.encoding.chat import IGNORE_INDEX, EncodedChat, mm_token_type_ids
 
 if TYPE_CHECKING:
     from unified_reward.models.builders import VLMProcessor

@@ -2,8 +2,8 @@ import pytest
 
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import ShardStream
-from unified_reward.data.synthetic.oracle import score_answer, score_generation
-from unified_reward.data.synthetic.policy_sft import HallucinatingAnswers, MismatchedMedia
+from unified_reward.synthetic.oracle import score_answer, score_generation
+from unified_reward.synthetic.policy_sft import HallucinatingAnswers, MismatchedMedia
 
 
 @pytest.mark.parametrize("task", ["image_understanding", "video_understanding"])

@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 
 from unified_reward.data.media import encode_video
-from unified_reward.data.official_records import Unconvertible
 from unified_reward.data.schema import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, EncodedMedia
+from unified_reward.official.records import Unconvertible
 
 FRAME_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp")
 

@@ -27,8 +27,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from unified_reward.data.media import VideoSampling, decode_media, encode_video
-from unified_reward.data.synthetic.render import render_image, render_video
-from unified_reward.data.synthetic.scene import (
+from unified_reward.synthetic.render import render_image, render_video
+from unified_reward.synthetic.scene import (
     COUNT_WORDS,
     Scene,
     attributes_of,
@@ -38,7 +38,7 @@ from unified_reward.data.synthetic.scene import (
     read_attributes,
     values_of,
 )
-from unified_reward.data.synthetic.world import answer_text, questions_for
+from unified_reward.synthetic.world import answer_text, questions_for
 
 SKILLS = ("describe", "describe_two", "question", "verify")
 SKILL_WEIGHTS = (0.4, 0.2, 0.2, 0.2)  # describing what is seen is what every later stage leans on most
@@ -147,7 +147,7 @@ class SkillCollator:
         self.processor = processor
 
     def __call__(self, examples: list[SkillExample]) -> dict[str, Any]:
-        from unified_reward.data.collators import encode_chat, pad_batch
+        from unified_reward.encoding.chat import encode_chat, pad_batch
 
         batch = pad_batch([encode_chat(self.processor, e.parts(), e.answer) for e in examples], self.processor)
         batch["examples"] = examples
@@ -159,7 +159,7 @@ class SkillCollator:
 
     def _probe(self, kind: str, media: list) -> dict[str, Any]:
         """The tower's inputs for these images or videos, and each one's attribute classes."""
-        from unified_reward.data.collators import image_patches, video_patches
+        from unified_reward.encoding.chat import image_patches, video_patches
 
         encode = image_patches if kind == "image" else video_patches
         patches, grids = zip(*(encode(self.processor, m) for m, _ in media), strict=True)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from unified_reward.data.convert_official import convert_file, main
 from unified_reward.data.media import encode_video
 from unified_reward.data.reading import ShardStream
 from unified_reward.data.schema import PointLabel, VideoClip
 from unified_reward.data.shards import read_manifest
-from unified_reward.data.synthetic.render import render_image, render_video
-from unified_reward.data.synthetic.scene import Scene
+from unified_reward.official.convert import convert_file, main
+from unified_reward.synthetic.render import render_image, render_video
+from unified_reward.synthetic.scene import Scene
 
 CAPTION_PAIR = (
     "<image>\n<image>\nYou are given a text caption and two generated images based on that caption. Your task is to "

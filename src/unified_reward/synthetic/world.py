@@ -22,8 +22,8 @@ import numpy as np
 from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.schema import MODES, TASKS, PointLabel, PreferenceRecord, is_generation, stream_name
 from unified_reward.data.shards import ShardSetWriter, build_folder_once
-from unified_reward.data.synthetic.render import render_image, render_video
-from unified_reward.data.synthetic.scene import (
+from unified_reward.synthetic.render import render_image, render_video
+from unified_reward.synthetic.scene import (
     COUNT_WORDS,
     Scene,
     attributes_of,

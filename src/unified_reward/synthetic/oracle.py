@@ -20,7 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from unified_reward.data.schema import VideoClip
-from unified_reward.data.synthetic.scene import COLORS, SceneKind, attributes_of, read_attributes
+from unified_reward.synthetic.scene import COLORS, SceneKind, attributes_of, read_attributes
 
 FOREGROUND_DISTANCE = 40.0
 MIN_MOTION_FRACTION = 0.08  # centroid travel below this fraction of the side reads as still

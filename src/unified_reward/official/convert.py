@@ -17,7 +17,7 @@ Captions, questions and answers in brackets may span several lines. The record's
 are kept in `meta` (the answer also as `rationale`). Every record that cannot be converted is reported with
 the reason.
 
-    python -m unified_reward.data.convert_official --json train.json --media-root data/ --out shards/train
+    python -m unified_reward.official.convert --json train.json --media-root data/ --out shards/train
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unified_reward.data.official_media import record_media
-from unified_reward.data.official_records import (
+from unified_reward.data.schema import PreferenceRecord, RecordError
+from unified_reward.data.shards import ShardSetWriter
+from unified_reward.official.media import record_media
+from unified_reward.official.records import (
     CAPTION_RATING,
     QUESTION,
     TWO_VIDEOS,
@@ -45,8 +47,6 @@ from unified_reward.data.official_records import (
     two_score_verdict,
     videofeedback_point_label,
 )
-from unified_reward.data.schema import PreferenceRecord, RecordError
-from unified_reward.data.shards import ShardSetWriter
 from unified_reward.prompts.parsing import parse_pair, parse_score, parse_two_scores
 
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from unified_reward.data.collators import IGNORE_INDEX, EncodedChat, TooLongError, encode_chat, pad_batch
 from unified_reward.data.schema import PreferenceRecord, is_generation
+from unified_reward.encoding.chat import IGNORE_INDEX, EncodedChat, TooLongError, encode_chat, pad_batch
 from unified_reward.models.builders import VLMProcessor
 from unified_reward.prompts.templates import render_policy_prompt
 
@@ -106,7 +106,7 @@ class PolicyPairCollator:
         if self.pack_tokens is None:
             groups = [[i] for i in range(len(units))]
         else:
-            from unified_reward.data.packing import pack_rows
+            from unified_reward.encoding.packing import pack_rows
 
             groups = pack_rows([len(u.input_ids) for u in units], self.pack_tokens)
         batch = pad_batch([_concatenated([units[i] for i in group]) for group in groups], self.processor)
