@@ -24,8 +24,10 @@ from unified_reward.data.media import VideoSampling
 from unified_reward.data.schema import TASKS, CandidateSet, is_generation
 from unified_reward.data.shards import decode_sample, encode_record
 from unified_reward.filtering.filter import PreferenceFilter
-from unified_reward.models.builders import build_processor, build_vlm
-from unified_reward.scoring import Judge, JudgeQuery
+from unified_reward.judgments import JudgeQuery
+from unified_reward.models.builders import build_vlm
+from unified_reward.models.processor import build_processor
+from unified_reward.scoring import Judge
 from unified_reward.synthetic.vocabulary import world_vocabulary
 from unified_reward.synthetic.world import WorldConfig, make_record
 

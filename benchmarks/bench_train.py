@@ -29,9 +29,10 @@ from ab import alternate, report
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.schema import MODES, TASKS
 from unified_reward.data.shards import decode_sample, encode_record
-from unified_reward.encoding.chat import JudgeCollator
+from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.encoding.packing import rope_index_owner
-from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.models.builders import build_vlm
+from unified_reward.models.processor import build_processor
 from unified_reward.modules.reward_sft import judge_sft_loss
 from unified_reward.prompts.templates import load_templates
 from unified_reward.synthetic.vocabulary import world_vocabulary

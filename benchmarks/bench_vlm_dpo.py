@@ -94,7 +94,8 @@ class MemoryWatch:
 
 
 def _policy(side: int):
-    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.models.builders import build_vlm
+    from unified_reward.models.processor import build_processor
 
     torch.manual_seed(0)
     pixels = side * side

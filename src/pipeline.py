@@ -3,7 +3,7 @@
 python src/pipeline.py domain=image_understanding
 python src/pipeline.py -m domain=image_understanding,image_generation judge_kind=random,single,joint,oracle seed=1,2,3
 
-Each stage is the command a user would run by hand (src/train.py or src/filter.py), run in <output>/<stage>
+Each stage is the command a user would run by hand (src/train.py or src/predict.py), run in <output>/<stage>
 and printed before it starts. A stage whose result exists is skipped, so a killed pipeline resumes (the filter
 stages also resume inside a split). `<output>/pipeline.json` holds the oracle's score of the policy before and
 after DPO, the judge's test accuracy on the domain, and how the filter's pairs agree with the oracle.
@@ -55,16 +55,16 @@ def _train_stage(cfg: DictConfig, stage: str, experiment: str, out: Path, extra:
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]
 
 
-def _filter_stage(cfg: DictConfig, stage: str, out: Path, extra: list[str]) -> dict[str, dict]:
-    """src/filter.py over the three splits into <out>/<stage>/<split>; each split's summary totals."""
+def _predict_stage(cfg: DictConfig, stage: str, kind: str, out: Path, extra: list[str]) -> dict[str, dict]:
+    """src/predict.py stage=<kind> over the three splits into <out>/<stage>/<split>; each split's summary totals."""
     folder = out / stage
     if not all((folder / split / "summary.json").exists() for split in SPLITS):
         _run(
             stage,
-            "filter.py",
+            "predict.py",
             [
                 "-m",
-                f"stage={'candidates' if stage == 'candidates' else 'filter'}",
+                f"stage={kind}",
                 f"split={','.join(SPLITS)}",
                 f"output={folder}",
                 f"seed={cfg.seed}",
@@ -127,9 +127,10 @@ def run(cfg: DictConfig) -> dict:
         candidates = {split: json.loads((folder / split / "summary.json").read_text())["totals"] for split in SPLITS}
     else:
         folder = out / "candidates"
-        candidates = _filter_stage(
+        candidates = _predict_stage(
             cfg,
             "candidates",
+            domain.candidate_stage,
             out,
             [
                 f"model={domain.candidate_model}",
@@ -140,8 +141,12 @@ def run(cfg: DictConfig) -> dict:
         )
     # every judge's DPO run is tested on all held-out questions, not only on the sets that judge kept
     keep = [f"keep_questions={task.endswith('understanding')}"]
-    pairs = _filter_stage(
-        cfg, "filter", out, [f"candidates={folder}", f"judge={judge}", f"both_orders={cfg.both_orders}", *keep]
+    pairs = _predict_stage(
+        cfg,
+        "filter",
+        "filter",
+        out,
+        [f"candidates={folder}", f"judge={judge}", f"both_orders={cfg.both_orders}", *keep],
     )
     require_pairs(pairs)
     dpo = _train_stage(

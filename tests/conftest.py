@@ -38,7 +38,8 @@ def tiny_qwen():
     """A tiny random Qwen2-VL and its processor (offline tokenizer)."""
     import torch
 
-    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.models.builders import build_vlm
+    from unified_reward.models.processor import build_processor
 
     torch.manual_seed(0)
     processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from unified_reward.judges import RandomJudge, load_judge
-from unified_reward.scoring import JudgeQuery
+from unified_reward.judgments import JudgeQuery
 
 
 def _queries(mode: str, count: int):

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from unified_reward.encoding.chat import encode_chat, pad_batch
+from unified_reward.judgments import JudgeQuery
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, score_answer
-from unified_reward.scoring import AnswerTrie, Judge, JudgeQuery, generate_token_ids, rationale_length
+from unified_reward.scoring import AnswerTrie, Judge
+from unified_reward.text_generation import generate_token_ids, rationale_length
 
 
 def _distinguishing_prefix(answers, processor):

@@ -32,8 +32,9 @@ from PIL import Image
 
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.shards import decode_sample, encode_record
-from unified_reward.encoding.chat import JudgeCollator
-from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.encoding.judge_batches import JudgeCollator
+from unified_reward.models.builders import build_vlm
+from unified_reward.models.processor import build_processor
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
 from unified_reward.modules.reward_sft import MODEL_INPUTS
 from unified_reward.prompts.templates import load_templates

@@ -22,7 +22,7 @@ import torch
 
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import MixtureStream, ShardStream
-from unified_reward.encoding.chat import JudgeCollator
+from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.encoding.packing import rope_index_owner
 from unified_reward.modules.reward_sft import judge_sft_loss
 from unified_reward.prompts.templates import load_templates

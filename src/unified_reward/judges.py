@@ -1,4 +1,4 @@
-"""The judges besides the learned one, behind the same interface (`scoring.JudgeReadings`), and `load_judge`,
+"""The judges besides the learned one, behind the same interface (`judgments.JudgeReadings`), and `load_judge`,
 which gives any of them from one config value: `random` (seeded coin flips and uniform scores: the floor), a
 name the config maps to a judge class (`named_judges`: `oracle`, the synthetic world's pixel-reading oracle, the
 ceiling), or a judge export / official checkpoint."""
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from unified_reward.scoring import Judge, JudgeQuery, JudgeReadings, Judgment
+from unified_reward.judgments import JudgeQuery, JudgeReadings, Judgment
+from unified_reward.scoring import Judge
 
 
 class RandomJudge(JudgeReadings):
@@ -60,7 +61,8 @@ def load_judge(
         if templates:
             judge.templates = load_templates(templates)
         return judge
-    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.models.builders import build_vlm
+    from unified_reward.models.processor import build_processor
 
     dtype = kwargs.pop("dtype", "float32")
     processor = build_processor(family, spec)

@@ -23,20 +23,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from unified_reward.data.schema import PreferenceRecord, stream_name
 from unified_reward.encoding.chat import encode_chat, pad_batch
 from unified_reward.errors import UserError
-from unified_reward.models.builders import VLMProcessor
-from unified_reward.prompts.parsing import parse_pair, parse_score, verdict_start
+from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, Judgment
+from unified_reward.models.processor import VLMProcessor
 from unified_reward.prompts.templates import (
-    DEFAULT_SCALE,
     JudgeTemplate,
     load_templates,
     render_judge_prompt,
@@ -45,68 +43,9 @@ from unified_reward.prompts.templates import (
 )
 from unified_reward.shared_prefix import media_digest, read_windows, shared_prefix
 from unified_reward.strategies import is_sharded
+from unified_reward.text_generation import generate_texts, generate_token_ids, rationale_length
 
 log = logging.getLogger(__name__)
-VERDICTS = ("first", "second", "tie")
-
-
-@dataclass(frozen=True)
-class Judgment:
-    """One query's reading: the probability of each answer meaning (verdicts or integer scores), and, where the
-    judge wrote text (a reasoning judge always does), that text and whether it reached a verdict."""
-
-    probabilities: dict[Any, float]
-    text: str | None = None
-    finished: bool = True
-    scale: tuple[float, float] | None = None  # the point scale asked for (None for pairs)
-
-    @property
-    def expected_score(self) -> float | None:
-        """The mean score under a point reading's probabilities; None where there is no reading."""
-        return sum(score * p for score, p in self.probabilities.items()) if self.probabilities else None
-
-    def parsed(self, mode: str):
-        """The verdict (pair) or score (point) the text states; None where the text is invalid or absent, and
-        for a score outside the scale that was asked for."""
-        if self.text is None:
-            return None
-        return parse_pair(self.text).verdict if mode == "pair" else parse_score(self.text, self.scale).score
-
-
-@dataclass(frozen=True)
-class JudgeQuery:
-    """What the judge is asked: a task, a mode, the prompt, the context (understanding) and candidates."""
-
-    task: str
-    mode: str
-    prompt: str
-    candidates: tuple[Any, ...]
-    context: Any = None
-    scale: tuple[float, float] = DEFAULT_SCALE
-
-    @classmethod
-    def of(cls, record: PreferenceRecord, scale: tuple[float, float] | None = None) -> JudgeQuery:
-        scale = scale or record.scale or DEFAULT_SCALE
-        return cls(record.task, record.mode, record.prompt, record.candidates, record.context, scale)
-
-    @property
-    def stream(self) -> str:
-        return stream_name(self.task, self.mode)
-
-    def swapped(self) -> JudgeQuery:
-        """The same pair with its candidates in the other order."""
-        return replace(self, candidates=self.candidates[::-1])
-
-
-def verdict_probabilities(judgments: Sequence[Judgment]) -> torch.Tensor:
-    """(n, 3) probabilities of first / second / tie of pair judgments."""
-    return torch.tensor([[j.probabilities.get(v, 0.0) for v in VERDICTS] for j in judgments])
-
-
-def average_orders(forward: torch.Tensor, swapped: torch.Tensor) -> torch.Tensor:
-    """(n, 3) first / second / tie of pairs judged as (a, b) and as (b, a), averaged in (a, b)'s terms: what
-    `both_orders` does everywhere, to cancel position bias."""
-    return 0.5 * (forward + swapped[:, [1, 0, 2]])
 
 
 @dataclass(frozen=True)
@@ -142,69 +81,6 @@ class AnswerTrie:
         along = torch.stack([logp[i, token] for i, token in enumerate(self.path)]) if self.path else logp.new_zeros(0)
         prefix = torch.cat([logp.new_zeros(1), torch.cumsum(along, 0)])
         return torch.stack([prefix[position] + logp[position, token] for position, token in self.exits])
-
-
-class JudgeReadings:
-    """What every judge answers, from its `judge(queries)` (the learned `Judge`, `judges.RandomJudge`, the
-    synthetic world's `OracleJudge`): answer probabilities, P(first / second / tie), expected scores, and the
-    `compare` / `score` API. A judge also names the scale it asks a point query on (`asked_scale`)."""
-
-    def judge(self, queries: Sequence[JudgeQuery], *, with_text: bool = False) -> list[Judgment]:
-        raise NotImplementedError
-
-    def asked_scale(self, query: JudgeQuery) -> tuple[float, float] | None:
-        return query.scale if query.mode == "point" else None
-
-    def answer_probabilities(self, queries: Sequence[JudgeQuery]) -> list[dict[Any, float]]:
-        """For each query, the probability of each answer meaning (verdicts, or integer scores)."""
-        return [j.probabilities for j in self.judge(queries)]
-
-    def pair_probabilities(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
-        """(n, 3) probabilities of first / second / tie."""
-        return verdict_probabilities(self.judge(queries))
-
-    def expected_scores(self, queries: Sequence[JudgeQuery]) -> torch.Tensor:
-        """On the scale each query is asked on (`asked_scale`); NaN where that scale cannot be read in one pass."""
-        expected = [j.expected_score for j in self.judge(queries)]
-        return torch.tensor([float("nan") if e is None else e for e in expected])
-
-    def compare(
-        self,
-        task: str,
-        prompts: Sequence[str],
-        first: Sequence[Any],
-        second: Sequence[Any],
-        contexts: Sequence[Any] | None = None,
-        *,
-        both_orders: bool = False,
-    ) -> torch.Tensor:
-        """P(first candidate better) per item, ties counted half; `both_orders` averages the judgments
-        of (a, b) and (b, a) to cancel position bias."""
-        contexts = contexts if contexts is not None else [None] * len(prompts)
-        queries = [
-            JudgeQuery(task, "pair", p, (a, b), c) for p, a, b, c in zip(prompts, first, second, contexts, strict=True)
-        ]
-        probabilities = self.pair_probabilities(queries)
-        if both_orders:
-            probabilities = average_orders(probabilities, self.pair_probabilities([q.swapped() for q in queries]))
-        return probabilities[:, 0] + 0.5 * probabilities[:, 2]
-
-    def score(
-        self,
-        task: str,
-        prompts: Sequence[str],
-        candidates: Sequence[Any],
-        contexts: Sequence[Any] | None = None,
-        *,
-        scale: tuple[float, float] = DEFAULT_SCALE,
-    ) -> torch.Tensor:
-        """The expected score of each candidate under the score-token distribution, on `scale` (or on the
-        template's own scale where it names one, as the official templates do)."""
-        contexts = contexts if contexts is not None else [None] * len(prompts)
-        queries = [
-            JudgeQuery(task, "point", p, (x,), c, scale) for p, x, c in zip(prompts, candidates, contexts, strict=True)
-        ]
-        return self.expected_scores(queries)
 
 
 class Judge(JudgeReadings):
@@ -412,7 +288,8 @@ class Judge(JudgeReadings):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype: str = "float32", device: str = "cpu", **kwargs) -> Judge:
-        from unified_reward.models.builders import build_processor, build_vlm
+        from unified_reward.models.builders import build_vlm
+        from unified_reward.models.processor import build_processor
 
         path = Path(path).expanduser()
         if not (path / "judge.json").is_file():
@@ -430,64 +307,3 @@ class Judge(JudgeReadings):
         templates = load_templates(path / "judge_templates.json")
         reasoning = {k: info[k] for k in ("reasoning", "max_reasoning_tokens") if k in info}
         return cls(model, processor, templates, **(reasoning | kwargs))
-
-
-def rationale_length(tokenizer, ids: Sequence[int]) -> int | None:
-    """How many of the generated `ids` come before the verdict (`parsing.verdict_start` on their text); None when
-    the text has no verdict line (the rationale did not finish)."""
-    text = tokenizer.decode(ids, skip_special_tokens=True)
-    start = verdict_start(text)
-    if start is None:
-        return None
-    for count in range(len(ids) + 1):
-        if len(tokenizer.decode(ids[:count], skip_special_tokens=True)) >= start:
-            return count
-    return None
-
-
-@torch.no_grad()
-def generate_token_ids(
-    model: nn.Module,
-    processor: VLMProcessor,
-    encoded: Sequence,
-    max_new_tokens: int,
-    *,
-    batch_size: int = 8,
-    num_samples: int = 1,
-    temperature: float = 0.0,
-) -> list[list[int]]:
-    """Continuations of encoded prompts (`collators.encode_chat` with no answer), as token ids up to (not
-    including) the end token: greedy with `temperature=0`, else `num_samples` sampled answers per prompt
-    (prompt-major order)."""
-    tokenizer = processor.tokenizer
-    device = next(model.parameters()).device
-    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
-    continuations: list[list[int]] = []
-    synced = torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1 and is_sharded(model)
-    for start in range(0, len(encoded), batch_size):
-        batch = pad_batch(list(encoded[start : start + batch_size]), processor, left=True)
-        batch.pop("labels")
-        batch = {k: v.to(device) for k, v in batch.items()}
-        length = batch["input_ids"].shape[1]
-        output = model.generate(
-            **batch,
-            max_new_tokens=max_new_tokens,
-            num_return_sequences=num_samples,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            # sharded (FSDP) models: every rank keeps stepping until all are done, so collectives match
-            synced_gpus=synced,
-            **sampling,
-        )
-        for row in output[:, length:].tolist():
-            end = row.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in row else len(row)
-            continuations.append(row[:end])
-    return continuations
-
-
-def generate_texts(
-    model: nn.Module, processor: VLMProcessor, encoded: Sequence, max_new_tokens: int, **options
-) -> list[str]:
-    """`generate_token_ids` (same options: batch_size, num_samples, temperature), decoded."""
-    ids = generate_token_ids(model, processor, encoded, max_new_tokens, **options)
-    return processor.tokenizer.batch_decode(ids, skip_special_tokens=True)

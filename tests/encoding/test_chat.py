@@ -6,13 +6,13 @@ from PIL import Image
 from unified_reward.data.schema import VideoClip
 from unified_reward.encoding.chat import (
     IGNORE_INDEX,
-    JudgeCollator,
     TooLongError,
     encode_chat,
     image_patches,
     pad_batch,
     video_patches,
 )
+from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, load_templates
 from unified_reward.synthetic.vocabulary import world_vocabulary
 
@@ -96,8 +96,9 @@ def test_llava_onevision_media_tokens_match_the_models_features(decoded_records)
     LLaVA-OneVision: the model raises if the placeholder count differs from its packed features."""
     import torch
 
-    from unified_reward.encoding.chat import JudgeCollator
-    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.encoding.judge_batches import JudgeCollator
+    from unified_reward.models.builders import build_vlm
+    from unified_reward.models.processor import build_processor
     from unified_reward.prompts.templates import DEFAULT_TEMPLATES
 
     processor = build_processor("llava_onevision", tiny_vocabulary=world_vocabulary())
@@ -119,7 +120,8 @@ def test_llava_onevision_anyres_token_count_for_non_square_images(height, width)
     from PIL import Image
 
     from unified_reward.encoding.chat import encode_chat, pad_batch
-    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.models.builders import build_vlm
+    from unified_reward.models.processor import build_processor
 
     processor = build_processor("llava_onevision", tiny_vocabulary=world_vocabulary())
     pinpoints = [[32, 32], [32, 64], [64, 32], [64, 64], [32, 128], [128, 32]]

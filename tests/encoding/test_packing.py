@@ -4,9 +4,11 @@ videos); LLaVA-OneVision is refused."""
 import pytest
 import torch
 
-from unified_reward.encoding.chat import JudgeCollator, encode_chat, pad_batch
+from unified_reward.encoding.chat import encode_chat, pad_batch
+from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.encoding.packing import pack_batch, pack_rows, packed_position_ids, rope_index_owner
-from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.models.builders import build_vlm
+from unified_reward.models.processor import build_processor
 from unified_reward.prompts.templates import load_templates
 from unified_reward.synthetic.vocabulary import world_vocabulary
 

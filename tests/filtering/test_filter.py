@@ -1,4 +1,4 @@
-"""The filter end to end through src/filter.py: judged pairs, exactly once under DDP and across a killed run."""
+"""The filter end to end (src/predict.py stage=filter): judged pairs, exactly once under DDP and across a kill."""
 
 import json
 import os
@@ -87,7 +87,7 @@ def _append_tar(target: Path, extra: Path) -> None:
 def _command(inputs: Path, output: Path, *extra: str, judge: str | None = None) -> list[str]:
     return [
         sys.executable,
-        str(ROOT / "src" / "filter.py"),
+        str(ROOT / "src" / "predict.py"),
         "stage=filter",
         f"candidates={inputs / 'candidates'}",
         f"judge={judge or inputs / 'judge'}",
@@ -144,7 +144,7 @@ def test_filter_judges_every_set_and_keeps_what_the_selection_says(filter_inputs
     from unified_reward.data.media import VideoSampling
     from unified_reward.data.shards import decode_media
     from unified_reward.encoding.policy_pairs import PolicyPairCollator
-    from unified_reward.models.builders import build_processor
+    from unified_reward.models.processor import build_processor
 
     decoded = [
         type(r)(**{**r.__dict__, "context": decode_media(r.context, VideoSampling(num_frames=4))})

@@ -9,12 +9,12 @@ from tests_support import ROOT
 from unified_reward.data.shards import decode_candidate_set
 
 
-def _candidate_stage(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
-    """`src/filter.py stage=candidates` on a small synthetic world, writing to tmp_path/candidates."""
+def _candidate_stage(tmp_path, *overrides: str, stage: str = "candidates") -> subprocess.CompletedProcess:
+    """`src/predict.py stage=<stage>` on a small synthetic world, writing to tmp_path/candidates."""
     command = [
         sys.executable,
-        str(ROOT / "src" / "filter.py"),
-        "stage=candidates",
+        str(ROOT / "src" / "predict.py"),
+        f"stage={stage}",
         *overrides,
         f"output={tmp_path / 'candidates'}",
         f"paths.root_dir={tmp_path}",
@@ -70,6 +70,7 @@ def test_candidate_stage_samples_n_images_per_caption_with_distinct_seeds(tmp_pa
         "+data.source.shard_size=2",
         "candidates_per_prompt=3",
         "sample_steps=2",
+        stage="generator_candidates",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sets = _candidate_sets(tmp_path / "candidates" / "train")

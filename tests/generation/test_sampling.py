@@ -4,7 +4,8 @@ import torch
 
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import sample, to_uint8
-from unified_reward.models.diffusion import build_caption_encoder, build_denoiser
+from unified_reward.models.conditioning import build_caption_encoder
+from unified_reward.models.diffusion import build_denoiser
 from unified_reward.synthetic.vocabulary import world_vocabulary
 
 

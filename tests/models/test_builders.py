@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from unified_reward.encoding.chat import JudgeCollator
-from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.encoding.judge_batches import JudgeCollator
+from unified_reward.models.builders import build_vlm
+from unified_reward.models.processor import build_processor
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES
 from unified_reward.synthetic.vocabulary import world_vocabulary
 

@@ -1,16 +1,9 @@
 import pytest
 import torch
 
-from unified_reward.models.diffusion import (
-    DENOISER_KINDS,
-    adapter_disabled,
-    build_caption_encoder,
-    build_denoiser,
-    build_latent_codec,
-    denoiser_kind,
-    has_adapter,
-    predict,
-)
+from unified_reward.models.adapters import adapters_disabled, has_adapter
+from unified_reward.models.conditioning import build_caption_encoder, build_latent_codec
+from unified_reward.models.diffusion import DENOISER_KINDS, build_denoiser, denoiser_kind, predict
 from unified_reward.modules.diffusion_dpo import save_denoiser
 from unified_reward.synthetic.vocabulary import world_vocabulary
 
@@ -49,7 +42,7 @@ def test_lora_trains_only_the_adapter_and_disabling_it_gives_the_base_model(kind
     x, t = _input(kind), torch.tensor([3, 700])
     with torch.no_grad():
         adapted = predict(model, x, t, captions)
-        with adapter_disabled(model):
+        with adapters_disabled(model):
             reference = predict(model, x, t, captions)
         expected = predict(base, x, t, captions)
     torch.testing.assert_close(reference, expected)
@@ -58,7 +51,7 @@ def test_lora_trains_only_the_adapter_and_disabling_it_gives_the_base_model(kind
 
 
 def test_adapter_disabled_refuses_a_model_without_adapter():
-    with pytest.raises(ValueError, match="reference=copy"), adapter_disabled(build_denoiser("sd3", sample_size=16)):
+    with pytest.raises(ValueError, match="reference=copy"), adapters_disabled(build_denoiser("sd3", sample_size=16)):
         pass
 
 

@@ -6,8 +6,10 @@ from PIL import Image
 
 from unified_reward.data.schema import PointLabel, PreferenceRecord
 from unified_reward.generation.noise import NoiseObjective
-from unified_reward.models.diffusion import build_caption_encoder, build_denoiser, build_latent_codec
+from unified_reward.models.conditioning import build_caption_encoder, build_latent_codec
+from unified_reward.models.diffusion import build_denoiser
 from unified_reward.modules.diffusion_dpo import DiffusionDPOModule
+from unified_reward.modules.reference import FrozenCopyReference
 from unified_reward.synthetic.vocabulary import world_vocabulary
 
 KINDS = [
@@ -60,8 +62,8 @@ def test_one_dpo_step_of_each_kind_starts_at_ln2_and_reaches_the_trained_weights
     out["loss"].backward()
     grads = [p.grad for p in module.denoiser.parameters() if p.requires_grad]
     assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)
-    if module.reference_copy is not None:
-        assert all(p.grad is None for p in module.reference_copy.parameters())
+    if isinstance(module.reference, FrozenCopyReference):
+        assert all(p.grad is None for p in module.reference.copy.parameters())
 
 
 def test_chosen_and_rejected_share_noise_and_timestep():

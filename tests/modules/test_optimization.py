@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.models.builders import build_vlm
+from unified_reward.models.processor import build_processor
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups, warmup_cosine
 from unified_reward.synthetic.vocabulary import world_vocabulary
 

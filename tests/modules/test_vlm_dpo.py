@@ -17,7 +17,8 @@ def pairs(understanding_pairs):
 
 
 def _tiny(finetune="full", seed=0):
-    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.models.builders import build_vlm
+    from unified_reward.models.processor import build_processor
 
     torch.manual_seed(seed)
     processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
@@ -87,9 +88,9 @@ def test_frozen_copy_reference_gets_no_gradient(pairs):
     loss = _step_loss(module, module.collate(pairs))
     assert loss.item() == pytest.approx(math.log(2), abs=1e-6)
     loss.backward()
-    assert all(p.grad is None for p in module.reference_model.parameters())
+    assert all(p.grad is None for p in module.reference.copy.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.parameters())
-    assert not any(p.requires_grad for p in module.reference_model.parameters())
+    assert not any(p.requires_grad for p in module.reference.copy.parameters())
 
 
 def test_precomputed_reference_equals_the_live_reference_and_names_missing_records(pairs):
@@ -98,11 +99,11 @@ def test_precomputed_reference_equals_the_live_reference_and_names_missing_recor
     batches = [module.collate(pairs[:2]), module.collate(pairs[2:])]
     table = module.compute_reference_table(batches)
     precomputed = VLMDPOModule(processor, model, reference="precomputed")
-    precomputed._reference_table = table
+    precomputed.reference.table = table
     batch = module.collate(pairs)
     torch.testing.assert_close(precomputed.reference_logps(batch), module.reference_logps(batch))
     assert _step_loss(precomputed, batch).item() == pytest.approx(math.log(2), abs=1e-6)
-    precomputed._reference_table = {}
+    precomputed.reference.table = {}
     with pytest.raises(KeyError, match=pairs[0].id):
         precomputed.reference_logps(batch)
 
@@ -172,7 +173,8 @@ def test_precomputed_reference_is_written_once_for_all_splits_and_kept_in_checkp
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "llava_onevision"])
 def test_other_families_shared_layout_equals_a_direct_computation(family, pairs):
-    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.models.builders import build_vlm
+    from unified_reward.models.processor import build_processor
 
     torch.manual_seed(0)
     processor = build_processor(family, min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
@@ -196,7 +198,8 @@ def test_qlora_policy_takes_a_dpo_step_on_cpu_with_the_adapter_reference(pairs):
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "llava_onevision"])
 def test_packed_pairs_give_the_same_answer_logps_and_gradients(family, pairs):
-    from unified_reward.models.builders import build_processor, build_vlm
+    from unified_reward.models.builders import build_vlm
+    from unified_reward.models.processor import build_processor
 
     torch.manual_seed(0)
     processor = build_processor(family, min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())

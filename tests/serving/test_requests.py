@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from unified_reward.models.builders import build_processor, build_vlm
+from unified_reward.models.builders import build_vlm
+from unified_reward.models.processor import build_processor
 from unified_reward.scoring import Judge
 from unified_reward.serving.client import media_data_url
 from unified_reward.serving.requests import Limits, RequestError, answer, group_win_rates, parse_request

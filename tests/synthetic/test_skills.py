@@ -66,7 +66,7 @@ def test_check_reads_each_attribute_of_a_description():
 
 
 def test_stream_is_seeded_and_collates_with_probe_targets():
-    from unified_reward.models.builders import build_processor
+    from unified_reward.models.processor import build_processor
 
     first = [e.answer for e, _ in zip(SkillStream(3), range(12), strict=False)]
     again = [e.answer for e, _ in zip(SkillStream(3), range(12), strict=False)]

@@ -22,8 +22,8 @@ import torch
 from unified_reward.benchmarks.items import BenchmarkItem, ItemError
 from unified_reward.benchmarks.metrics import majority_vote
 from unified_reward.data.media import VideoSampling
+from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings
 from unified_reward.prompts.parsing import parse_pair
-from unified_reward.scoring import VERDICTS, JudgeQuery, JudgeReadings
 
 SWAP = {"first": "second", "second": "first", "tie": "tie", None: None}
 
@@ -66,7 +66,7 @@ class Protocol:
 
 
 class JudgeReader:
-    """Any judge (`scoring.JudgeReadings`: learned, oracle, random) reading one presentation of each item: pair
+    """Any judge (`judgments.JudgeReadings`: learned, oracle, random) reading one presentation of each item: pair
     verdict probabilities, or two point scores; `read=text` parses what a generative judge wrote."""
 
     def __init__(self, judge: JudgeReadings, protocol: Protocol):

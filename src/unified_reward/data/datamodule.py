@@ -52,6 +52,8 @@ class PreferenceDataModule(L.LightningDataModule):
         strict: bool = False,
         seed: int = 0,
         collate_fn: Callable[[list], Any] | None = None,
+        predict_split: str = "train",
+        keep_encoded: bool = False,
     ):
         super().__init__()
         unknown = [t for t in tasks if t not in TASKS] + [m for m in modes if m not in MODES]
@@ -72,6 +74,8 @@ class PreferenceDataModule(L.LightningDataModule):
         self.strict = strict
         self.seed = seed
         self.collate_fn = collate_fn or keep_records
+        self.predict_split = predict_split
+        self.keep_encoded = keep_encoded  # media stay stored bytes (`EncodedMedia`), decoded by whoever reads them
         self.skip_counts = {split: SkipCounter() for split in ("train", "val", "test", "predict")}
         self._resume_batches = 0
 
@@ -87,7 +91,7 @@ class PreferenceDataModule(L.LightningDataModule):
             name: ShardStream(
                 available[name],
                 name=f"{split}/{name}",
-                sampling=self.sampling,
+                sampling=None if self.keep_encoded else self.sampling,
                 shuffle_shards=repeat,
                 shuffle_buffer=self.shuffle_buffer if repeat else 0,
                 repeat=repeat,
@@ -125,6 +129,10 @@ class PreferenceDataModule(L.LightningDataModule):
         """One unshuffled pass over a split (e.g. precomputing reference log-probs of the train pairs);
         under DDP each rank reads its own part, as for validation."""
         return self._loader(split, self.eval_batch_size, repeat=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """One pass over `predict_split` (the prediction entry point's `split=`)."""
+        return self.pass_dataloader(self.predict_split)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints: how many training batches were consumed, so a resumed run skips them

@@ -17,7 +17,7 @@ import torch
 from unified_reward.encoding.chat import IGNORE_INDEX, EncodedChat, mm_token_type_ids
 
 if TYPE_CHECKING:
-    from unified_reward.models.builders import VLMProcessor
+    from unified_reward.models.processor import VLMProcessor
 
 
 def pack_rows(lengths: list[int], max_tokens: int) -> list[list[int]]:

@@ -26,7 +26,7 @@ import torch
 
 from unified_reward.data.schema import PreferenceRecord, is_generation
 from unified_reward.encoding.chat import IGNORE_INDEX, EncodedChat, TooLongError, encode_chat, pad_batch
-from unified_reward.models.builders import VLMProcessor
+from unified_reward.models.processor import VLMProcessor
 from unified_reward.prompts.templates import render_policy_prompt
 
 LAYOUTS = ("shared", "separate")

@@ -16,23 +16,33 @@ reproducible alone); an `evaluator` (`(caption, uint8 sample)` -> score, such as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
-from unified_reward.data.media import encode_media
+from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_media, encode_media
 from unified_reward.data.reading import stable_seed
-from unified_reward.data.schema import CandidateSet, PreferenceRecord, is_generation
+from unified_reward.data.schema import CandidateSet, EncodedMedia, PreferenceRecord, is_generation
 from unified_reward.encoding.policy_pairs import encode_policy_prompt
 from unified_reward.filtering.writer import Outcome
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import PixelSampler, to_uint8
-from unified_reward.models.builders import VLMProcessor
-from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
-from unified_reward.scoring import generate_texts
+from unified_reward.models.conditioning import CaptionEncoder, LatentCodec
+from unified_reward.models.processor import VLMProcessor
+from unified_reward.text_generation import generate_texts
+
+
+def check_tasks(tasks: Sequence[str], generator: bool) -> None:
+    """A VLM policy answers understanding questions; a generator samples generation captions."""
+    wrong = [t for t in tasks if is_generation(t) != generator]
+    if wrong:
+        kind = "a generator samples captions" if generator else "a VLM policy answers questions"
+        stage = "generator_candidates" if generator else "candidates"
+        raise ValueError(f"stage={stage}: {kind}, but data.tasks has {list(wrong)}")
 
 
 def _not_done(records: list[PreferenceRecord], skip: set[str]) -> list[PreferenceRecord]:
@@ -51,8 +61,12 @@ class AnswerCandidates(L.LightningModule):
         max_new_tokens: int = 32,
         evaluator: Callable[[str, Any, str], Any] | None = None,
         seed: int = 0,
+        tasks: Sequence[str] = (),
+        sampling: VideoSampling | None = None,
     ):
         super().__init__()
+        check_tasks(tasks, generator=False)
+        self.sampling = sampling or VideoSampling(num_frames=8)  # for questions whose media come as stored bytes
         if candidates < 2 or temperature <= 0:
             raise ValueError("sample at least 2 candidates with temperature > 0")
         self.processor = processor
@@ -64,11 +78,27 @@ class AnswerCandidates(L.LightningModule):
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch
 
+    def _decoded(self, records: list[PreferenceRecord]) -> tuple[list[PreferenceRecord], list[Outcome]]:
+        """Records with their media decoded for the policy; a record whose stored media do not decode is skipped
+        and counted in its outcome (`skipped/<reason>`)."""
+        decoded, skipped = [], []
+        for record in records:
+            if not isinstance(record.context, EncodedMedia):
+                decoded.append(record)
+                continue
+            try:
+                decoded.append(replace(record, context=decode_media(record.context, self.sampling)))
+            except MediaDecodeError as error:
+                skipped.append(Outcome(f"{record.id}-candidates", None, {"counts": {f"skipped/{error.reason}": 1}}))
+        return decoded, skipped
+
     @torch.no_grad()
     def predict_step(self, batch: list[PreferenceRecord], batch_idx: int) -> list[Outcome]:
-        questions = [r for r in _not_done(batch, self.skip_ids) if not is_generation(r.task)]
+        waiting = [r for r in _not_done(batch, self.skip_ids) if not is_generation(r.task)]
+        stored = {r.id: r.context for r in waiting}  # what is written is the stored bytes, not a re-encoded copy
+        questions, outcomes = self._decoded(waiting)
         if not questions:
-            return []
+            return outcomes
         torch.manual_seed(stable_seed(self.seed, questions[0].id))  # the same on any rank or world size
         texts = generate_texts(
             self.policy,
@@ -79,7 +109,6 @@ class AnswerCandidates(L.LightningModule):
             num_samples=self.candidates,
             temperature=self.temperature,
         )
-        outcomes = []
         for i, question in enumerate(questions):
             answers = [t.strip() for t in texts[i * self.candidates : (i + 1) * self.candidates]]
             item = f"{question.id}-candidates"
@@ -94,7 +123,7 @@ class AnswerCandidates(L.LightningModule):
                 prompt=question.prompt,
                 candidates=tuple(answers),
                 source="policy_answers",
-                context=encode_media(question.context),
+                context=encode_media(stored[question.id]),
                 meta=meta,
             )
             outcomes.append(Outcome(item, candidate_set, {"counts": {"sets": 1, "empty_answers": empty}}))
@@ -115,8 +144,10 @@ class GeneratedCandidates(L.LightningModule):
         sample_steps: int = 25,
         guidance_scale: float = 1.0,
         evaluator: Callable[[str, Any], float] | None = None,
+        tasks: Sequence[str] = (),
     ):
         super().__init__()
+        check_tasks(tasks, generator=True)
         if candidates < 2:
             raise ValueError("sample at least 2 candidates per caption")
         self.denoiser = denoiser if isinstance(denoiser, nn.Module) else denoiser(finetune="full")

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from unified_reward.generation.noise import NoiseObjective
-from unified_reward.models.diffusion import CaptionEmbeddings, CaptionEncoder, LatentCodec, predict
+from unified_reward.models.conditioning import CaptionEmbeddings, CaptionEncoder, LatentCodec
+from unified_reward.models.diffusion import predict
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Backbone builders: plain functions returning an `nn.Module` (and its processor), no Lightning.
+"""VLM builders: plain functions returning an `nn.Module` (its processor: `models.processor`), no Lightning.
 
 Families: Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision. `pretrained=<hub id or local path>` loads real
 weights with `from_pretrained`; `pretrained=None` builds a tiny model of the same architecture
@@ -10,137 +10,25 @@ through transformers' `BitsAndBytesConfig` + `prepare_model_for_kbit_training`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from unified_reward.models.locate import hub_errors_explained, locate_pretrained
-
-if TYPE_CHECKING:
-    from unified_reward.models.tokenizer import TinyVocabulary
+from unified_reward.models.processor import (
+    TINY_LLAVA_IMAGE_SIZE,
+    TINY_LLAVA_PATCH_SIZE,
+    Family,
+    VLMProcessor,
+    check_family,
+)
 
 log = logging.getLogger(__name__)
 
-Family = Literal["qwen2_vl", "qwen2_5_vl", "llava_onevision"]
-FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "llava_onevision")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # attention and MLP projections of the language model (the vision tower is left frozen-free by default)
-TINY_LLAVA_IMAGE_SIZE, TINY_LLAVA_PATCH_SIZE = 32, 8
 DEFAULT_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-
-
-@dataclass
-class VLMProcessor:
-    """What turns chat parts into model inputs for one family: tokenizer, image processor, media tokens."""
-
-    family: str
-    tokenizer: Any
-    image_processor: Any
-    image_token: str
-    video_token: str
-    # LLaVA-OneVision only: visual tokens per image tile, (vision image_size / patch_size)^2, and the
-    # "anyres_max_N" cap; with the processor's grid pinpoints they fix how many tokens an image takes
-    tokens_per_tile: int | None = None
-    vision_aspect_ratio: str = "anyres_max_9"
-
-    def save_pretrained(self, path) -> None:
-        self.tokenizer.save_pretrained(path)
-        self.image_processor.save_pretrained(path)
-
-
-def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; choose one of {FAMILIES}")
-
-
-def build_processor(
-    family: Family,
-    pretrained: str | None = None,
-    *,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-    image_mean: list[float] | None = None,
-    image_std: list[float] | None = None,
-    tiny_vocab_size: int = 1024,
-    tiny_vocabulary: TinyVocabulary | None = None,
-) -> VLMProcessor:
-    """Tokenizer and image processor. Uses the PIL image processors, which need no torchvision;
-    videos are turned into patches from their frames by the collator with the same arithmetic.
-
-    `min_pixels`/`max_pixels` (Qwen) set the resizing range; None keeps a checkpoint's own (an exported judge is
-    read at the size it was trained at), and without a checkpoint means 56 x 56 to 28 x 28 x 1280.
-    Without a checkpoint the tokenizer is the offline one, trained on the templates and `tiny_vocabulary`.
-    `image_mean`/`image_std` replace the processor's pixel normalisation (None keeps the checkpoint's).
-    A model trained from scratch needs the mean of its own data: the Qwen vision towers embed patches
-    with a bias-free projection, so with CLIP's mean a dark background becomes a large constant
-    vector that drowns the objects, and the tiny judge stays at chance.
-    """
-    _check_family(family)
-    if not pretrained:
-        tiny = (tiny_vocab_size, tiny_vocabulary)
-        return _load_processor(family, None, min_pixels, max_pixels, image_mean, image_std, tiny)
-    with hub_errors_explained(pretrained):
-        return _load_processor(
-            family, locate_pretrained(pretrained), min_pixels, max_pixels, image_mean, image_std, None
-        )
-
-
-def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, image_std, tiny):
-    normalisation = {
-        key: list(value) for key, value in (("image_mean", image_mean), ("image_std", image_std)) if value is not None
-    }
-    from transformers import AutoTokenizer
-
-    if family in ("qwen2_vl", "qwen2_5_vl"):
-        from transformers import Qwen2VLImageProcessorPil
-
-        # a checkpoint keeps the image size it was trained at unless min/max_pixels are given
-        sizing = {}
-        if min_pixels is not None or max_pixels is not None or not pretrained:
-            shortest, longest = min_pixels or 56 * 56, max_pixels or 28 * 28 * 1280
-            sizing = {"size": {"shortest_edge": shortest, "longest_edge": longest}}
-        image_processor = (
-            Qwen2VLImageProcessorPil.from_pretrained(pretrained, **sizing, **normalisation)
-            if pretrained
-            else Qwen2VLImageProcessorPil(**sizing, **normalisation)
-        )
-        image_token, video_token = "<|image_pad|>", "<|video_pad|>"
-    else:
-        from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
-            LlavaOnevisionImageProcessorPil,
-        )
-
-        side = TINY_LLAVA_IMAGE_SIZE
-        image_processor = (
-            LlavaOnevisionImageProcessorPil.from_pretrained(pretrained, **normalisation)
-            if pretrained
-            else LlavaOnevisionImageProcessorPil(
-                size={"height": side, "width": side}, image_grid_pinpoints=[[side, side]], **normalisation
-            )
-        )
-        image_token, video_token = "<image>", "<video>"
-        llava = {"tokens_per_tile": (side // TINY_LLAVA_PATCH_SIZE) ** 2}
-        if pretrained:
-            from transformers import AutoConfig
-
-            config = AutoConfig.from_pretrained(pretrained)
-            vision = config.vision_config
-            llava = {
-                "tokens_per_tile": (vision.image_size // vision.patch_size) ** 2,
-                "vision_aspect_ratio": getattr(config, "vision_aspect_ratio", "anyres_max_9"),
-            }
-    if pretrained:
-        tokenizer = AutoTokenizer.from_pretrained(pretrained)
-    else:
-        from unified_reward.models.tokenizer import build_tiny_tokenizer
-
-        tokenizer = build_tiny_tokenizer(tiny[0], family=family, vocabulary=tiny[1])
-    tokenizer.padding_side = "right"
-    if family == "llava_onevision":
-        return VLMProcessor(family, tokenizer, image_processor, image_token, video_token, **llava)
-    return VLMProcessor(family, tokenizer, image_processor, image_token, video_token)
 
 
 def _special_token_ids(tokenizer) -> dict[str, int | None]:
@@ -302,7 +190,7 @@ def build_vlm(
     freeze_vision: bool = False,
 ) -> nn.Module:
     """The VLM, ready to train as configured (full, LoRA, or QLoRA)."""
-    _check_family(family)
+    check_family(family)
     if finetune not in ("full", "lora", "qlora"):
         raise ValueError(f"finetune must be full, lora or qlora, got {finetune!r}")
     torch_dtype = DTYPES[dtype]

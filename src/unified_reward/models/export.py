@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from unified_reward.models.builders import VLMProcessor
+from unified_reward.models.processor import VLMProcessor
 
 
 def save_vlm(

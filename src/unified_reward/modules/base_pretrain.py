@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from unified_reward.encoding.chat import encode_chat
-from unified_reward.models.builders import VLMProcessor
 from unified_reward.models.export import save_vlm
+from unified_reward.models.processor import VLMProcessor
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
 from unified_reward.modules.reward_sft import MODEL_INPUTS
-from unified_reward.scoring import generate_texts
+from unified_reward.text_generation import generate_texts
 
 log = logging.getLogger(__name__)
 

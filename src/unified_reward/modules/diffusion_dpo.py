@@ -17,7 +17,7 @@ import copy
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,18 +35,12 @@ from unified_reward.losses.diffusion_dpo import (
     shared_noise_and_timesteps,
     split_pair_errors,
 )
-from unified_reward.models.diffusion import (
-    VIDEO_KINDS,
-    CaptionEmbeddings,
-    CaptionEncoder,
-    LatentCodec,
-    adapter_disabled,
-    denoiser_kind,
-    has_adapter,
-    predict,
-)
-from unified_reward.modules.metrics import standard_error
+from unified_reward.models.adapters import has_adapter
+from unified_reward.models.conditioning import CaptionEmbeddings, CaptionEncoder, LatentCodec
+from unified_reward.models.diffusion import VIDEO_KINDS, denoiser_kind, predict
+from unified_reward.modules.metrics import gain_metrics
 from unified_reward.modules.optimization import adamw_warmup_cosine
+from unified_reward.modules.reference import build_reference
 from unified_reward.strategies import gather_rows
 
 log = logging.getLogger(__name__)
@@ -99,29 +93,15 @@ class DiffusionDPOModule(L.LightningModule):
         self.sampler = PixelSampler(
             caption_encoder, objective, sample_size, num_frames, sample_steps, guidance_scale, latent_codec
         )
-        self.reference_copy: nn.Module | None = None
-        if loss == "dpo":
-            if reference == "adapter" and not has_adapter(self.denoiser):
-                raise ValueError("reference=adapter needs a LoRA denoiser (finetune=lora); use reference=copy")
-            if reference == "copy":
-                self.reference_copy = copy.deepcopy(self.denoiser).requires_grad_(False).eval()
+        self.reference = build_reference(reference, self.denoiser) if loss == "dpo" else None
         self.collate = GenerationPairCollator(task, sample_size, num_frames)
         self.skipped_records: Counter[str] = Counter()  # ties and point records the collator left out
         self._scores: dict[str, list[tuple[float, float | None]]] = {"val": [], "test": []}
 
     # ---- the two losses ----------------------------------------------------------------------------------
 
-    @contextmanager
-    def _reference(self):
-        """The reference model: the frozen copy, or the denoiser with its adapter disabled meanwhile."""
-        if self.reference_copy is not None:
-            yield self.reference_copy
-        else:
-            with adapter_disabled(self.denoiser):
-                yield self.denoiser
-
     def _reference_predict(self, noisy: Tensor, timesteps: Tensor, text: CaptionEmbeddings) -> Tensor:
-        with torch.no_grad(), self._reference() as model:
+        with torch.no_grad(), self.reference.model() as model:
             return predict(model, noisy, timesteps, text)
 
     def _model_space(self, pixels: Tensor) -> Tensor:
@@ -197,7 +177,7 @@ class DiffusionDPOModule(L.LightningModule):
 
     def sample(self, captions: Sequence[str], seeds: Sequence[int], *, use_reference: bool = False) -> Tensor:
         """Pixel samples in [-1, 1] of the trained denoiser (or of the reference), one seed per caption."""
-        with self._reference() if use_reference else nullcontext(self.denoiser) as model:
+        with self.reference.model() if use_reference else nullcontext(self.denoiser) as model:
             return self.sampler(model, captions, seeds)
 
     @property
@@ -235,14 +215,8 @@ class DiffusionDPOModule(L.LightningModule):
         rows = gather_rows(rows)
         if not rows:
             return
-        scores = np.array([r[0] for r in rows], dtype=float)
-        metrics = {"test/score": float(scores.mean()), "test/score_count": float(len(rows))}
-        metrics["test/score_stderr"] = standard_error(scores)
-        if rows[0][1] is not None:
-            references = np.array([r[1] for r in rows], dtype=float)
-            metrics["test/score_reference"] = float(references.mean())
-            metrics["test/score_gain"] = metrics["test/score"] - metrics["test/score_reference"]
-            metrics["test/score_gain_stderr"] = standard_error(scores - references)  # paired: same caption, seed
+        before = [r[1] for r in rows] if rows[0][1] is not None else None  # the same captions and seeds
+        metrics = {"test/score_count": float(len(rows))} | gain_metrics("test/score", [r[0] for r in rows], before)
         self.log_dict(metrics, sync_dist=False)
 
     # ---- export ----------------------------------------------------------------------------------------

@@ -24,12 +24,13 @@ import torch
 from torch import nn
 
 from unified_reward.data.schema import PreferenceRecord, VideoClip
-from unified_reward.encoding.chat import JudgeCollator
+from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.encoding.packing import packed_position_ids, rope_index_owner
-from unified_reward.models.builders import VLMProcessor
+from unified_reward.judgments import VERDICTS, JudgeQuery
+from unified_reward.models.processor import VLMProcessor
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
 from unified_reward.prompts.templates import load_templates, rescale
-from unified_reward.scoring import VERDICTS, Judge, JudgeQuery
+from unified_reward.scoring import Judge
 from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
 
 log = logging.getLogger(__name__)

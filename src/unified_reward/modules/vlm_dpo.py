@@ -23,8 +23,6 @@ policy to each test question, scored by it (`test/oracle_score`, `test/oracle_sc
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -36,112 +34,34 @@ import torch
 from torch import nn
 
 from unified_reward.data.schema import PreferenceRecord
-from unified_reward.encoding.packing import rope_index_owner, span_rope_positions
-from unified_reward.encoding.policy_pairs import (
-    CHOSEN,
-    REJECTED,
-    PolicyPairCollator,
-    encode_policy_prompt,
-    shared_prompt_mask,
+from unified_reward.encoding.packing import rope_index_owner
+from unified_reward.encoding.pair_positions import (
+    attention_mask_for,
+    packed_pair_positions,
+    shared_prompt_positions,
 )
+from unified_reward.encoding.policy_pairs import PolicyPairCollator, encode_policy_prompt, shared_prompt_mask
 from unified_reward.fingerprint import weights_fingerprint
 from unified_reward.losses.vlm_dpo import LOSS_TYPES, completion_logps, preference_loss, sft_loss
-from unified_reward.models.builders import VLMProcessor
+from unified_reward.models.adapters import has_adapter
 from unified_reward.models.export import save_vlm
-from unified_reward.modules.metrics import standard_error
+from unified_reward.models.processor import VLMProcessor
+from unified_reward.modules.metrics import ANSWER_METRICS, answer_rows, gain_metrics
 from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
-from unified_reward.scoring import generate_texts
+from unified_reward.modules.reference import (
+    REFERENCES,
+    AdapterReference,
+    FrozenCopyReference,
+    PrecomputedReference,
+    build_reference,
+    stored_or_computed,
+)
 from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
+from unified_reward.text_generation import generate_texts
 
 log = logging.getLogger(__name__)
-REFERENCES = ("adapter", "copy", "precomputed")
 REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precomputed reference log-probs
 MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "image_sizes")
-
-
-def shared_prompt_positions(rope: nn.Module | None, batch: dict[str, Any]) -> torch.Tensor:
-    """Position ids for the shared layout: the model's own positions for `prompt | chosen`, and the rejected
-    answer placed right after the prompt (where it would be in a row of its own). `rope`: the model's
-    `rope_index_owner`."""
-    segments = batch["segments"]
-    present = (segments >= 0).long()
-    if rope is not None:  # Qwen2-VL / Qwen2.5-VL: 3-D (temporal, height, width) positions over the media
-        positions, _ = rope.get_rope_index(
-            input_ids=batch["input_ids"],
-            mm_token_type_ids=batch["mm_token_type_ids"],
-            image_grid_thw=batch.get("image_grid_thw"),
-            video_grid_thw=batch.get("video_grid_thw"),
-            attention_mask=present,
-        )
-    else:
-        positions = (present.cumsum(-1) - 1).clamp(min=0)
-    chosen_lengths = (segments == CHOSEN).sum(-1, keepdim=True)
-    return positions - (segments == REJECTED).long() * chosen_lengths
-
-
-def packed_pair_positions(rope: nn.Module | None, batch: dict[str, Any]) -> torch.Tensor:
-    """`shared_prompt_positions` for rows that hold several pairs (`pack_tokens`): each pair's positions as if it
-    had the row to itself, from `batch["pair_spans"]` (start, prompt, chosen, rejected, images, videos)."""
-    ids = batch["input_ids"]
-    shape = (3, *ids.shape) if rope is not None else ids.shape
-    positions = torch.zeros(shape, dtype=torch.long, device=ids.device)
-    images = videos = 0
-    for row, spans in enumerate(batch["pair_spans"]):
-        for start, p, c, r, n_images, n_videos in spans:
-            span = slice(start, start + p + c + r)
-            if rope is not None:
-                own = span_rope_positions(
-                    rope, batch, row, span, slice(images, images + n_images), slice(videos, videos + n_videos)
-                )
-            else:
-                own = torch.arange(p + c + r, device=ids.device)
-            own = own.clone()
-            own[..., p + c :] -= c  # the rejected answer right after the prompt
-            positions[..., row, span] = own
-            images, videos = images + n_images, videos + n_videos
-    return positions
-
-
-def attention_mask_for(model: nn.Module, allowed: torch.Tensor) -> torch.Tensor:
-    """A boolean (B, 1, L, L) mask in the form the model's attention implementation takes."""
-    implementation = getattr(model.config, "_attn_implementation", "sdpa")
-    if implementation == "sdpa":
-        return allowed
-    if implementation == "eager":
-        dtype = next(model.parameters()).dtype
-        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
-            ~allowed, torch.finfo(dtype).min
-        )
-    raise ValueError(
-        f"layout=shared needs a custom attention mask, which {implementation!r} does not take; "
-        "use attn_implementation=sdpa or eager, or layout=separate"
-    )
-
-
-def adapter_layers(model: nn.Module) -> list[nn.Module]:
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-
-
-@contextlib.contextmanager
-def adapters_disabled(model: nn.Module, layers: list[nn.Module] | None = None):
-    """The base model of a LoRA policy, for no-grad reference passes. Flips each LoRA layer's switch directly:
-    peft's `disable_adapter()` also re-checks the whole model's adapter status on every call, about a tenth of
-    a tiny model's DPO step. `layers`: `adapter_layers(model)`, if the caller keeps them."""
-    layers = adapter_layers(model) if layers is None else layers
-    if not all(hasattr(layer, "_disable_adapters") for layer in layers):  # another peft layout: its own way
-        with model.disable_adapter():
-            yield
-        return
-    states = [layer._disable_adapters for layer in layers]
-    try:
-        for layer in layers:
-            layer._disable_adapters = True
-        yield
-    finally:
-        for layer, state in zip(layers, states, strict=True):
-            layer._disable_adapters = state
 
 
 class VLMDPOModule(L.LightningModule):
@@ -179,21 +99,12 @@ class VLMDPOModule(L.LightningModule):
         self.save_hyperparameters(ignore=["processor", "model", "evaluator"])
         self.processor, self.evaluator = processor, evaluator
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
-        if loss != "sft" and reference == "adapter" and not hasattr(self.model, "disable_adapter"):
-            raise ValueError(
-                "reference=adapter needs a LoRA or QLoRA policy (model.backbone.finetune=lora); "
-                "with full fine-tuning use reference=copy or reference=precomputed"
-            )
         if layout == "shared":
             attention_mask_for(self.model, torch.ones(1, 1, 1, 1, dtype=torch.bool))  # fail now, not at step 1
-        self.reference_model = None
-        if loss != "sft" and reference == "copy":
-            self.reference_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.reference = build_reference(reference, self.model) if loss != "sft" else None
         self.collate = PolicyPairCollator(processor, layout=layout, max_length=max_length, pack_tokens=pack_tokens)
-        self._reference_table: dict[str, tuple[float, float]] = {}
         self._answers: dict[str, list[tuple[float, ...]]] = {"test": []}
         self._sharded = False
-        self._adapter_layers: list[nn.Module] | None = None
         self._rope: tuple[nn.Module | None] | None = None
 
     @property
@@ -229,38 +140,15 @@ class VLMDPOModule(L.LightningModule):
         return completion_logps(logits[rows, index], batch["targets"], batch["target_mask"])
 
     def reference_logps(self, batch: dict[str, Any]) -> torch.Tensor:
-        reference = self.hparams.reference
-        if reference == "precomputed":
-            missing = [r.id for r in batch["records"] if r.id not in self._reference_table]
-            if missing:
-                raise KeyError(
-                    f"no precomputed reference log-probs for records {missing[:3]} (of {len(missing)}); they are "
-                    "computed at the start of training for its train/val/test pairs (module.reference_logps_file)"
-                )
-            values = [self._reference_table[r.id] for r in batch["records"]]
-            return torch.tensor(values, dtype=torch.float32, device=self.device)
-        with torch.no_grad(), self._reference_context() as model:
-            return self.completion_logps(model, batch)
-
-    @contextlib.contextmanager
-    def _reference_context(self):
-        if self.reference_model is not None:
-            yield self.reference_model
-        elif hasattr(self.model, "disable_adapter"):
-            if self._adapter_layers is None:
-                self._adapter_layers = adapter_layers(self.model)
-            with adapters_disabled(self.model, self._adapter_layers):
-                yield self.model
-        else:
-            raise RuntimeError("no reference model in memory (reference=precomputed keeps none)")
+        return self.reference.logps(batch, self.completion_logps)
 
     # ---- training --------------------------------------------------------------------------------------
 
     def configure_model(self) -> None:
         if not self._sharded:
             self._sharded = shard_for_strategy(self.trainer, self.model, self.device_mesh)
-            if self._sharded and self.reference_model is not None:
-                shard_for_strategy(self.trainer, self.reference_model, self.device_mesh)
+            if self._sharded and isinstance(self.reference, FrozenCopyReference):
+                shard_for_strategy(self.trainer, self.reference.copy, self.device_mesh)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         if batch is None:
@@ -329,40 +217,31 @@ class VLMDPOModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         # a resumed run has its table from the checkpoint: the restored weights are no longer the reference
-        if self.uses_reference and self.hparams.reference == "precomputed" and not self._reference_table:
-            self._reference_table = self._load_or_compute_reference()
+        if isinstance(self.reference, PrecomputedReference) and not self.reference.table:
+            self.reference.table = self._load_or_compute_reference()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self._reference_table:
-            checkpoint["reference_logps"] = {k: list(v) for k, v in self._reference_table.items()}
+        if isinstance(self.reference, PrecomputedReference) and self.reference.table:
+            checkpoint["reference_logps"] = {k: list(v) for k, v in self.reference.table.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._reference_table = {k: tuple(v) for k, v in checkpoint.get("reference_logps", {}).items()}
+        if isinstance(self.reference, PrecomputedReference):
+            self.reference.table = {k: tuple(v) for k, v in checkpoint.get("reference_logps", {}).items()}
 
     def _reference_file(self) -> Path:
         configured = self.hparams.reference_logps_file
         return Path(configured) if configured else Path(self.trainer.default_root_dir) / "reference_logps.pt"
 
     def _load_or_compute_reference(self) -> dict[str, tuple[float, float]]:
-        path, fingerprint = (
-            self._reference_file(),
-            weights_fingerprint(self.model, {"layout": self.hparams.layout, "splits": REFERENCE_SPLITS}),
-        )
-        if path.exists():
-            stored = torch.load(path, weights_only=True)
-            if stored.get("fingerprint") == fingerprint:
-                log.info("reference log-probs of %d pairs read from %s", len(stored["logps"]), path)
-                return {k: tuple(v) for k, v in stored["logps"].items()}
-            log.info("%s was computed for other weights; computing the reference log-probs again", path)
-        datamodule = self.trainer.datamodule
-        table = {}
-        for split in REFERENCE_SPLITS:
-            table |= self.compute_reference_table(datamodule.pass_dataloader(split))
-        if self.trainer.is_global_zero:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"fingerprint": fingerprint, "logps": table}, path)
-            log.info("reference log-probs of %d pairs written to %s", len(table), path)
-        return table
+        fingerprint = weights_fingerprint(self.model, {"layout": self.hparams.layout, "splits": REFERENCE_SPLITS})
+
+        def compute() -> dict[str, tuple[float, float]]:
+            table = {}
+            for split in REFERENCE_SPLITS:
+                table |= self.compute_reference_table(self.trainer.datamodule.pass_dataloader(split))
+            return table
+
+        return stored_or_computed(self._reference_file(), fingerprint, compute, write=self.trainer.is_global_zero)
 
     @torch.no_grad()
     def compute_reference_table(self, loader) -> dict[str, tuple[float, float]]:
@@ -395,25 +274,19 @@ class VLMDPOModule(L.LightningModule):
         )
 
     def _oracle_rows(self, model: nn.Module, records: list[PreferenceRecord]) -> list[tuple[float, ...]]:
-        """Per record: the oracle's score of the greedy answer, whether it is exact, and (eval_samples > 0) the mean
-        score of the sampled answers and the share of them that state an asked attribute wrongly (hallucinate)."""
-        score_answer = self.evaluator
-        rows = []
         k = self.hparams.eval_samples
         sampled = self.policy_answers(model, records, k) if k else []
-        for i, (record, answer) in enumerate(zip(records, self.policy_answers(model, records), strict=True)):
-            greedy = score_answer(record.prompt, record.context, answer).fraction
-            read = [score_answer(record.prompt, record.context, a) for a in sampled[i * k : (i + 1) * k]]
-            sampled_score = np.mean([r.fraction for r in read]) if k else np.nan
-            hallucination = np.mean([r.hallucinated for r in read]) if k else np.nan
-            rows.append((greedy, float(greedy == 1.0), sampled_score, hallucination))
-        return rows
+        return answer_rows(self.evaluator, records, self.policy_answers(model, records), sampled, k)
 
     def _score_answers(self, records: list[PreferenceRecord]) -> None:
         after = self._oracle_rows(self.model, records)
-        if self.reference_model is not None or hasattr(self.model, "disable_adapter"):
-            with self._reference_context() as reference:
-                before = self._oracle_rows(reference, records)
+        # before: the DPO reference, or the base under a LoRA adapter (also for SFT and precomputed references)
+        reference = self.reference if isinstance(self.reference, FrozenCopyReference) else None
+        if reference is None and has_adapter(self.model):
+            reference = AdapterReference(self.model)
+        if reference is not None:
+            with reference.model() as model:
+                before = self._oracle_rows(model, records)
         else:
             before = [(np.nan,) * 4] * len(records)
         self._answers["test"] += [a + b for a, b in zip(after, before, strict=True)]
@@ -424,21 +297,12 @@ class VLMDPOModule(L.LightningModule):
         if not rows:
             return
         table = np.array(rows, dtype=float)
-        names = ("oracle_score", "oracle_exact", "oracle_score_sampled", "hallucination_sampled")
-        metrics = {}
+        names = ANSWER_METRICS
+        metrics = {"test/answered": float(len(rows))}
         for column, name in enumerate(names):
             after, before = table[:, column], table[:, column + len(names)]
-            if np.isnan(after).any():
-                continue
-            metrics[f"test/{name}"] = float(after.mean())
-            # the standard error over questions, to read a difference against
-            metrics[f"test/{name}_stderr"] = standard_error(after)
-            if not np.isnan(before).any():
-                metrics[f"test/{name}_reference"] = float(before.mean())
-                metrics[f"test/{name}_gain"] = float(after.mean() - before.mean())
-                # paired over the same questions: the error of the gain itself
-                metrics[f"test/{name}_gain_stderr"] = standard_error(after - before)
-        metrics["test/answered"] = float(len(rows))
+            if not np.isnan(after).any():
+                metrics |= gain_metrics(f"test/{name}", after, None if np.isnan(before).any() else before)
         self.log_dict(metrics, sync_dist=False)
 
     # ---- export ----------------------------------------------------------------------------------------

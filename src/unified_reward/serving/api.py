@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from unified_reward.encoding.chat import encode_chat
-from unified_reward.scoring import generate_texts
 from unified_reward.serving.requests import Limits, RequestError, answer, decode_media_field, parse_request
+from unified_reward.text_generation import generate_texts
 
 log = logging.getLogger(__name__)
 _BEARER = Depends(HTTPBearer(auto_error=False))  # FastAPI reads the header; a missing one gives None

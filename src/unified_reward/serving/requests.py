@@ -29,7 +29,7 @@ from PIL import Image
 
 from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_video
 from unified_reward.data.schema import TASKS, RecordError, check_candidates, check_context, is_generation
-from unified_reward.scoring import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
+from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
 
 OPS = ("score", "compare", "group_rewards")
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(?P<data>.*)$", re.DOTALL)

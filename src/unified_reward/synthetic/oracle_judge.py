@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from unified_reward.data.schema import VideoClip, is_generation
+from unified_reward.judgments import JudgeQuery, JudgeReadings, Judgment
 from unified_reward.prompts.templates import rescale
-from unified_reward.scoring import JudgeQuery, JudgeReadings, Judgment
 from unified_reward.synthetic import oracle
 
 ORACLE_SCALE = (oracle.SCORE_LOW, oracle.SCORE_HIGH)

@@ -27,7 +27,7 @@ from unified_reward.data.sources import ShardFolder
 from unified_reward.fingerprint import weights_fingerprint
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import PixelSampler, to_uint8
-from unified_reward.models.diffusion import CaptionEncoder, LatentCodec
+from unified_reward.models.conditioning import CaptionEncoder, LatentCodec
 from unified_reward.synthetic.oracle import score_generated_sample
 from unified_reward.synthetic.world import SPLITS, WorldConfig, plan_record
 

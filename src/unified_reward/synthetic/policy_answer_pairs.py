@@ -27,10 +27,10 @@ from unified_reward.data.shards import ShardSetWriter, build_splits_once, decode
 from unified_reward.data.sources import ShardFolder
 from unified_reward.encoding.policy_pairs import encode_policy_prompt
 from unified_reward.fingerprint import weights_fingerprint
-from unified_reward.models.builders import VLMProcessor
-from unified_reward.scoring import generate_texts
+from unified_reward.models.processor import VLMProcessor
 from unified_reward.synthetic.oracle import score_answer
 from unified_reward.synthetic.world import SPLITS, WorldConfig, make_record
+from unified_reward.text_generation import generate_texts
 
 log = logging.getLogger(__name__)
 
