@@ -32,7 +32,7 @@ class JudgeCollator:
         packing: bool = False,
         pack_tokens: int | None = None,
     ):
-        """`packing`: several samples per row, no padding between them (`data.packing`; Qwen families), rows of at
+        """`packing`: several samples per row, no padding between them (`encoding.packing`; Qwen families), rows of at
         most `pack_tokens` tokens (None: the batch's longest sample)."""
         self.processor = processor
         self.templates = templates

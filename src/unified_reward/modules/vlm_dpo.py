@@ -2,7 +2,7 @@
 image and video understanding pairs.
 
 Each pair is one row `prompt | chosen | rejected` by default (`layout=shared`, see
-`data/policy_pairs.py`): the image or video is encoded once per pair, not once per answer as in TRL.
+`encoding/policy_pairs.py`): the image or video is encoded once per pair, not once per answer as in TRL.
 Only the logits that predict answer tokens are computed (`logits_to_keep`).
 
 The reference policy, chosen by `reference`:

@@ -1,5 +1,5 @@
 """What an official record's texts say: its turns, caption, question, answers, score scale and labels
-(`convert_official` puts them together). `Unconvertible` carries the reason a record cannot be converted."""
+(`official.convert` puts them together). `Unconvertible` carries the reason a record cannot be converted."""
 
 from __future__ import annotations
 
