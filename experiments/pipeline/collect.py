@@ -32,8 +32,8 @@ METRICS = {
     "SE of the sampled gain": (POLICY, "test/oracle_score_sampled_gain_stderr"),
     "hallucination before": (POLICY, "test/hallucination_sampled_reference"),
     "hallucination after": (POLICY, "test/hallucination_sampled"),
-    "SE of a score": (POLICY, "test/oracle_score_stderr"),
-    "SE of the gain": (POLICY, "test/oracle_score_gain_stderr"),
+    "SE of a score": (POLICY, "test/oracle_score_stderr", "test/score_stderr"),  # understanding, generation
+    "SE of the gain": (POLICY, "test/oracle_score_gain_stderr", "test/score_gain_stderr"),
     "agreement": "oracle_agreement_train",
 }
 HEADERS = {
@@ -44,8 +44,8 @@ HEADERS = {
     "SE of the sampled gain": "its standard error (one run, paired)",
     "hallucination before": "sampled answers hallucinating, before",
     "hallucination after": "after",
-    "SE of a score": "standard error of one run's greedy score",
-    "SE of the gain": "standard error of one run's greedy gain (paired)",
+    "SE of a score": "standard error of one run's greedy score (generation: of the sample score)",
+    "SE of the gain": "standard error of one run's greedy gain (paired; generation: of the sample score's gain)",
     "agreement": "oracle agreement of kept pairs (train)",
 }
 
@@ -55,8 +55,9 @@ def load_reports(roots: list[Path]) -> list[dict]:
 
 
 def _value(report: dict, key):
-    if isinstance(key, tuple):
-        return report.get(key[0], {}).get(key[1])
+    if isinstance(key, tuple):  # (section, name, another name for the same fact in another domain, ...)
+        section = report.get(key[0], {})
+        return next((section[name] for name in key[1:] if name in section), None)
     return report.get(key)
 
 
@@ -91,12 +92,15 @@ def markdown(table) -> str:
 
 
 def plot(table, path: Path) -> None:
-    """The gain of the sampled answers' score where it was measured (a policy's distribution, what DPO moves), else
-    of the greedy answers'."""
+    """Per domain, the gain of the sampled answers' score where it was measured (a policy's distribution, what DPO
+    moves), else of the policy's score (greedy answers; generators' samples)."""
     judges = _judges(table)
-    metric = "gain (sampled)" if any(key[2] == "gain (sampled)" for key in table) else "gain"
-    gains = {(domain, judge): table.get((domain, judge, metric), []) for domain in DOMAINS for judge in judges}
-    label = "sampled answers' score gain (oracle)" if metric != "gain" else "policy score gain (oracle)"
+    gains = {}
+    for domain in DOMAINS:
+        sampled = any(key[0] == domain and key[2] == "gain (sampled)" for key in table)
+        metric = "gain (sampled)" if sampled else "gain"
+        gains |= {(domain, judge): table.get((domain, judge, metric), []) for judge in judges}
+    label = "score gain (oracle): sampled answers, generator samples"
     grouped_bars(gains, DOMAINS, judges, path, ylabel=label, reference_line=0.0)
 
 
