@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
-from unified_reward.data.schema import PreferenceRecord, stream_name
+from unified_reward.data.schema import PAIR_LABELS, PreferenceRecord, stream_name
 from unified_reward.prompts.parsing import parse_pair, parse_score
 from unified_reward.prompts.templates import DEFAULT_SCALE
 
-VERDICTS = ("first", "second", "tie")
+VERDICTS = PAIR_LABELS  # what a pair judgment assigns probabilities to: the record schema's pair labels
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from unified_reward.data.schema import PAIR_LABELS
+
 NON_TIES = ("first", "second")
 
 
@@ -120,7 +122,7 @@ def random_guess_for_invalid(predicted: Sequence[str | None], seed: int = 123) -
 
 def majority_vote(votes: Sequence[str | None]) -> str | None:
     """More than half of the votes (VL-RewardBench's k random-order samples); None when no verdict has that."""
-    for verdict in ("first", "second", "tie"):
+    for verdict in PAIR_LABELS:
         if sum(v == verdict for v in votes) > len(votes) / 2:
             return verdict
     return None

@@ -25,9 +25,10 @@ import torch
 
 from unified_reward.data.media import VideoSampling, decode_media
 from unified_reward.data.schema import CandidateSet, EncodedMedia, PreferenceRecord
-from unified_reward.filtering.selection import VERDICTS, disjoint_pairs, select_pair
+from unified_reward.filtering.selection import disjoint_pairs, select_pair
 from unified_reward.filtering.writer import Outcome
-from unified_reward.judgments import JudgeQuery, JudgeReadings, average_orders
+from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, average_orders
+from unified_reward.prompts.templates import DEFAULT_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class PreferenceFilter(L.LightningModule):
         judge: JudgeReadings,
         *,
         both_orders: bool = False,
-        scale: tuple[float, float] = (1.0, 5.0),
+        scale: tuple[float, float] = DEFAULT_SCALE,
         sampling: VideoSampling | None = None,
         keep_questions: bool = False,
     ):

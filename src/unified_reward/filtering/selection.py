@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-VERDICTS = ("first", "second", "tie")
+from unified_reward.data.schema import PAIR_LABELS as VERDICTS
+
 DROP_REASONS = ("all_pairs_tied", "chosen_not_better")
 
 

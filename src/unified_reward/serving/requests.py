@@ -30,6 +30,7 @@ from PIL import Image
 from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_video
 from unified_reward.data.schema import TASKS, RecordError, check_candidates, check_context, is_generation
 from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
+from unified_reward.prompts.templates import DEFAULT_SCALE
 
 OPS = ("score", "compare", "group_rewards")
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(?P<data>.*)$", re.DOTALL)
@@ -66,7 +67,7 @@ class JudgeRequest:
     candidates: list[Any]
     context: Any = None
     both_orders: bool = False
-    scale: tuple[float, float] = (1.0, 5.0)
+    scale: tuple[float, float] = DEFAULT_SCALE
     single: bool = False  # score of `candidate` (one) rather than of `candidates`
     queries: list[JudgeQuery] = field(default_factory=list)
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from unified_reward.data.schema import VideoClip, is_generation
-from unified_reward.judgments import JudgeQuery, JudgeReadings, Judgment
+from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, Judgment
 from unified_reward.prompts.templates import rescale
 from unified_reward.synthetic import oracle
 
@@ -29,7 +29,7 @@ class OracleJudge(JudgeReadings):
             scores = [self._score(query, c) for c in query.candidates]
             if query.mode == "pair":
                 verdict = "tie" if scores[0] == scores[1] else ("first" if scores[0] > scores[1] else "second")
-                judgments.append(Judgment({v: float(v == verdict) for v in ("first", "second", "tie")}))
+                judgments.append(Judgment({v: float(v == verdict) for v in VERDICTS}))
             else:
                 score = rescale(scores[0], ORACLE_SCALE, query.scale)
                 judgments.append(Judgment({score: 1.0}, scale=query.scale))
