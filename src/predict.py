@@ -22,7 +22,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without `pip install -e .`
 
@@ -36,8 +36,15 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def predict(cfg: DictConfig) -> Path:
+    stage = cfg.get("stage_name", "this stage")
     if cfg.get("module") is None:
         raise SystemExit("No prediction stage is configured: add stage=candidates, generator_candidates or filter")
+    missing = [key for key in cfg.get("required", []) if OmegaConf.select(cfg, key) is None]
+    if missing:
+        raise SystemExit(f"stage={stage} needs " + " and ".join(f"{key}=<...>" for key in missing))
+    if cfg.get("model_needs") and cfg.model_needs not in cfg.model:
+        other = "generator_candidates" if "denoiser" in cfg.model else "candidates"
+        raise SystemExit(f"stage={stage} needs a model with model.{cfg.model_needs}; this model fits stage={other}")
     from unified_reward.callbacks.progress_bar import with_terminal_progress
     from unified_reward.callbacks.progress_log import ProgressLog
 
@@ -51,8 +58,9 @@ def predict(cfg: DictConfig) -> Path:
         **with_terminal_progress([writer, ProgressLog()]),
     )
     trainer.predict(module, datamodule=datamodule, return_predictions=False)
-    skipped = datamodule.skipped() if hasattr(datamodule, "skipped") else {}
-    # bad input records met by this rank, by reason (the summary counts what was done)
+    # bad input records met by this rank's reader, by reason; media that fail to decode in the module (candidates
+    # read with data.keep_encoded) are counted in the summary as skipped/<reason>
+    skipped = datamodule.predict_skipped() if hasattr(datamodule, "predict_skipped") else {}
     (writer.folder / f"skipped-r{trainer.global_rank:03d}.json").write_text(json.dumps(skipped, indent=2))
     if skipped:
         log.warning("skipped bad input records: %s", skipped)

@@ -37,7 +37,7 @@ def generate_token_ids(
     num_samples: int = 1,
     temperature: float = 0.0,
 ) -> list[list[int]]:
-    """Continuations of encoded prompts (`collators.encode_chat` with no answer), as token ids up to (not
+    """Continuations of encoded prompts (`encoding.chat.encode_chat` with no answer), as token ids up to (not
     including) the end token: greedy with `temperature=0`, else `num_samples` sampled answers per prompt
     (prompt-major order)."""
     tokenizer = processor.tokenizer

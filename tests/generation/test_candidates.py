@@ -84,3 +84,15 @@ def test_candidate_stage_samples_n_images_per_caption_with_distinct_seeds(tmp_pa
 def test_candidate_stage_refuses_tasks_the_model_cannot_produce(tmp_path):
     result = _candidate_stage(tmp_path, "data.tasks=[image_generation]")  # the default model is a VLM policy
     assert result.returncode != 0 and "a VLM policy answers questions" in result.stderr
+
+
+def test_each_stage_refuses_the_other_kind_of_model_and_says_which_stage_fits(tmp_path):
+    result = _candidate_stage(tmp_path, "model=t2i_unet_tiny", "data.tasks=[image_generation]")
+    assert result.returncode != 0 and "this model fits stage=generator_candidates" in result.stderr
+    result = _candidate_stage(tmp_path, "data.tasks=[image_understanding]", stage="generator_candidates")
+    assert result.returncode != 0 and "this model fits stage=candidates" in result.stderr
+
+
+def test_the_filter_stage_names_what_it_is_missing(tmp_path):
+    result = _candidate_stage(tmp_path, stage="filter")
+    assert result.returncode != 0 and "stage=filter needs candidates=<...> and judge=<...>" in result.stderr

@@ -34,6 +34,6 @@ class CandidateSetData(L.LightningDataModule):
         ]
         return DataLoader(ChainDataset(readers), batch_size=self.batch_size, collate_fn=keep_records)
 
-    def skipped(self) -> dict[str, int]:
+    def predict_skipped(self) -> dict[str, int]:
         """Bad candidate records met by this process, by reason."""
         return self.counter.as_dict()

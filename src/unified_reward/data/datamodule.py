@@ -144,6 +144,10 @@ class PreferenceDataModule(L.LightningDataModule):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume_batches = int(state.get("train_batches", 0))
 
+    def predict_skipped(self) -> dict[str, int]:
+        """Bad samples skipped so far in the prediction pass (`predict_split`), by reason."""
+        return self.skip_counts[self.predict_split].as_dict()
+
     def skipped(self) -> dict[str, dict[str, int]]:
         """Bad samples skipped so far, per split and reason (summed over this process's workers)."""
         return {split: counter.as_dict() for split, counter in self.skip_counts.items() if counter.total()}

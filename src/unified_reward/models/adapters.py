@@ -22,12 +22,14 @@ def has_adapter(model: nn.Module) -> bool:
 
 @contextmanager
 def adapters_disabled(model: nn.Module, layers: Sequence[nn.Module] | None = None) -> Iterator[nn.Module]:
-    """`model` with its adapter layers switched off (`enable_adapters(False)`), then back as they were. `layers`:
+    """`model` with its adapter layers switched off (`enable_adapters(False)`), then back as they were: the same
+    layers enabled and every parameter as trainable as before (peft's switch also sets `requires_grad`). `layers`:
     `adapter_layers(model)`, if the caller keeps them (walking a 7B model's modules every step is not free)."""
     layers = adapter_layers(model) if layers is None else layers
     if not layers:
         raise ValueError("the model has no LoRA adapter to disable; use reference=copy for full fine-tuning")
     enabled = [layer for layer in layers if not layer.disable_adapters]
+    trainable = [(p, p.requires_grad) for layer in layers for p in layer.parameters(recurse=True)]
     for layer in enabled:
         layer.enable_adapters(False)
     try:
@@ -35,3 +37,5 @@ def adapters_disabled(model: nn.Module, layers: Sequence[nn.Module] | None = Non
     finally:
         for layer in enabled:
             layer.enable_adapters(True)
+        for parameter, requires_grad in trainable:
+            parameter.requires_grad_(requires_grad)

@@ -40,7 +40,7 @@ from unified_reward.models.conditioning import CaptionEmbeddings, CaptionEncoder
 from unified_reward.models.diffusion import VIDEO_KINDS, denoiser_kind, predict
 from unified_reward.modules.metrics import gain_metrics
 from unified_reward.modules.optimization import adamw_warmup_cosine
-from unified_reward.modules.reference import build_reference
+from unified_reward.modules.reference import build_reference, upgrade_copy_keys
 from unified_reward.strategies import gather_rows
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,9 @@ class DiffusionDPOModule(L.LightningModule):
             warmup_ratio=self.hparams.warmup_ratio,
             min_lr_ratio=self.hparams.min_lr_ratio,
         )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        upgrade_copy_keys(checkpoint, "reference_copy.")
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         if batch is None:

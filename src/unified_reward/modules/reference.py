@@ -102,6 +102,14 @@ def stored_or_computed(
     return table
 
 
+def upgrade_copy_keys(checkpoint: dict[str, Any], old_prefix: str) -> None:
+    """Checkpoints written before the references were objects kept the frozen copy under `old_prefix`
+    (`reference_model.` for VLM DPO, `reference_copy.` for Diffusion-DPO): renamed to `reference.copy.` in place."""
+    state = checkpoint.get("state_dict", {})
+    for key in [k for k in state if k.startswith(old_prefix)]:
+        state["reference.copy." + key.removeprefix(old_prefix)] = state.pop(key)
+
+
 def build_reference(kind: str, policy: nn.Module) -> AdapterReference | FrozenCopyReference | PrecomputedReference:
     if kind == "adapter":
         return AdapterReference(policy)

@@ -5,12 +5,8 @@ Each pair is one row `prompt | chosen | rejected` by default (`layout=shared`, s
 `encoding/policy_pairs.py`): the image or video is encoded once per pair, not once per answer as in TRL.
 Only the logits that predict answer tokens are computed (`logits_to_keep`).
 
-The reference policy, chosen by `reference`:
-- `adapter`: the same model with its LoRA adapter disabled (one copy in memory; LoRA/QLoRA policies);
-- `copy`: a frozen copy made at construction (full fine-tuning);
-- `precomputed`: reference log-probs computed once, before the first step, by a pass over the train,
-  validation and test pairs with the initial policy, stored in a file (`reference_logps_file`) and looked
-  up by record id; no reference model stays in memory.
+The reference policy (`reference`: `adapter`, the LoRA policy with its adapter off; `copy`, a frozen copy;
+`precomputed`, log-probs of the initial policy stored in `reference_logps_file`) is a `modules.reference` object.
 `loss=sft` trains on the chosen answers only (next-token cross-entropy): how a policy is first taught to
 answer, with the same data, collator and optimiser.
 
@@ -55,6 +51,7 @@ from unified_reward.modules.reference import (
     PrecomputedReference,
     build_reference,
     stored_or_computed,
+    upgrade_copy_keys,
 )
 from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
 from unified_reward.text_generation import generate_texts
@@ -97,6 +94,11 @@ class VLMDPOModule(L.LightningModule):
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         self.save_hyperparameters(ignore=["processor", "model", "evaluator"])
+        if isinstance(evaluator, str):  # checkpoints of before 2026-11-29 stored evaluator="synthetic_oracle"
+            raise ValueError(
+                f"evaluator={evaluator!r}: pass the reader itself, e.g. evaluator=unified_reward.synthetic.oracle."
+                "score_answer (to load_from_checkpoint too)"
+            )
         self.processor, self.evaluator = processor, evaluator
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         if layout == "shared":
@@ -225,6 +227,7 @@ class VLMDPOModule(L.LightningModule):
             checkpoint["reference_logps"] = {k: list(v) for k, v in self.reference.table.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        upgrade_copy_keys(checkpoint, "reference_model.")
         if isinstance(self.reference, PrecomputedReference):
             self.reference.table = {k: tuple(v) for k, v in checkpoint.get("reference_logps", {}).items()}
 
@@ -281,7 +284,7 @@ class VLMDPOModule(L.LightningModule):
     def _score_answers(self, records: list[PreferenceRecord]) -> None:
         after = self._oracle_rows(self.model, records)
         # before: the DPO reference, or the base under a LoRA adapter (also for SFT and precomputed references)
-        reference = self.reference if isinstance(self.reference, FrozenCopyReference) else None
+        reference = self.reference if isinstance(self.reference, FrozenCopyReference | AdapterReference) else None
         if reference is None and has_adapter(self.model):
             reference = AdapterReference(self.model)
         if reference is not None:
