@@ -6,8 +6,8 @@ from unified_reward.models.diffusion import build_denoiser
 
 def test_switching_the_adapter_off_and_on_leaves_every_parameter_as_trainable_as_before():
     model = build_denoiser("unet2d", sample_size=16, finetune="lora", lora_rank=4)
-    lora = [(n, p) for n, p in model.named_parameters() if "lora_" in n]
-    for name, parameter in lora[::2]:  # a caller froze half of the adapter (peft's switch would unfreeze it)
+    lora = [p for n, p in model.named_parameters() if "lora_" in n]
+    for parameter in lora[::2]:  # a caller froze half of the adapter (peft's switch would unfreeze it)
         parameter.requires_grad_(False)
     before = {n: p.requires_grad for n, p in model.named_parameters()}
     with adapters_disabled(model):
