@@ -100,7 +100,7 @@ def plot(table, path: Path) -> None:
         sampled = any(key[0] == domain and key[2] == "gain (sampled)" for key in table)
         metric = "gain (sampled)" if sampled else "gain"
         gains |= {(domain, judge): table.get((domain, judge, metric), []) for judge in judges}
-    label = "score gain (oracle): sampled answers, generator samples"
+    label = "oracle score gain"
     grouped_bars(gains, DOMAINS, judges, path, ylabel=label, reference_line=0.0)
 
 
