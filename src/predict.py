@@ -18,7 +18,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import hydra
 import lightning as L
@@ -27,12 +26,6 @@ from omegaconf import DictConfig, OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without `pip install -e .`
 
 log = logging.getLogger("predict")
-
-
-def _instantiate_all(group: DictConfig | None) -> list[Any]:
-    if not group:
-        return []
-    return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
 def predict(cfg: DictConfig) -> Path:
@@ -47,6 +40,7 @@ def predict(cfg: DictConfig) -> Path:
         raise SystemExit(f"stage={stage} needs a model with model.{cfg.model_needs}; this model fits stage={other}")
     from unified_reward.callbacks.progress_bar import with_terminal_progress
     from unified_reward.callbacks.progress_log import ProgressLog
+    from unified_reward.runs import instantiate_all
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -54,7 +48,7 @@ def predict(cfg: DictConfig) -> Path:
     writer = hydra.utils.instantiate(cfg.writer)
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        logger=_instantiate_all(cfg.get("logger")) or False,
+        logger=instantiate_all(cfg.get("logger")) or False,
         **with_terminal_progress([writer, ProgressLog()]),
     )
     trainer.predict(module, datamodule=datamodule, return_predictions=False)

@@ -25,12 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout 
 log = logging.getLogger("train")
 
 
-def _instantiate_all(group: DictConfig | None) -> list[Any]:
-    if not group:
-        return []
-    return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
-
-
 def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in sorted(metrics.items())}
 
@@ -52,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     from unified_reward.callbacks.empty_epoch_guard import EmptyEpochGuard
     from unified_reward.callbacks.progress_bar import with_terminal_progress
+    from unified_reward.runs import instantiate_all
     from unified_reward.strategies import check_compatibility
 
     check_compatibility(cfg.trainer, cfg.get("model"))
@@ -63,8 +58,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.collate_fn = collate
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        logger=_instantiate_all(cfg.get("logger")) or False,
-        **with_terminal_progress([*_instantiate_all(cfg.get("callbacks")), EmptyEpochGuard()]),
+        logger=instantiate_all(cfg.get("logger")) or False,
+        **with_terminal_progress([*instantiate_all(cfg.get("callbacks")), EmptyEpochGuard()]),
     )
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

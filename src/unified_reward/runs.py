@@ -57,3 +57,12 @@ def run_status(folder: str | os.PathLike) -> Iterator[None]:
             raise SystemExit(1) from None
         raise
     _write_status(folder, status="completed", command=command, seconds=round(time.time() - started, 1))
+
+
+def instantiate_all(group) -> list:
+    """Every entry of a config group (callbacks, loggers) that names a `_target_`, instantiated."""
+    import hydra
+
+    if not group:
+        return []
+    return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]

@@ -6,14 +6,19 @@ from unified_reward.synthetic.oracle import score_answer, score_generation
 from unified_reward.synthetic.policy_sft import HallucinatingAnswers, MismatchedMedia
 
 
+def _train_records(source) -> list:
+    source.prepare()
+    (urls,) = source.streams("train").values()
+    return list(ShardStream(urls, name="train", sampling=VideoSampling(num_frames=8)))
+
+
 @pytest.mark.parametrize("task", ["image_understanding", "video_understanding"])
 def test_the_hallucination_share_of_the_sft_targets_is_the_knob(task, tmp_path):
     counts = {"train": 60, "val": 4, "test": 4}
     for share in (0.0, 0.5):
-        source = HallucinatingAnswers(tmp_path, task=task, hallucination=share, records_per_stream=counts)
-        source.prepare()
-        (urls,) = source.streams("train").values()
-        records = list(ShardStream(urls, name="train", sampling=VideoSampling(num_frames=8)))
+        records = _train_records(
+            HallucinatingAnswers(tmp_path, task=task, hallucination=share, records_per_stream=counts)
+        )
         assert len(records) == 60
         lies = 0
         for record in records:
@@ -31,10 +36,7 @@ def test_the_hallucination_share_of_the_sft_targets_is_the_knob(task, tmp_path):
 def test_the_mismatch_share_of_the_generator_pairs_is_the_knob(task, tmp_path):
     counts = {"train": 40, "val": 2, "test": 2}
     for share in (0.0, 0.5):
-        source = MismatchedMedia(tmp_path, task=task, mismatch=share, records_per_stream=counts)
-        source.prepare()
-        (urls,) = source.streams("train").values()
-        records = list(ShardStream(urls, name="train", sampling=VideoSampling(num_frames=8)))
+        records = _train_records(MismatchedMedia(tmp_path, task=task, mismatch=share, records_per_stream=counts))
         assert len(records) == 40
         mismatched = 0
         for record in records:

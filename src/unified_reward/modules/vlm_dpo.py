@@ -108,6 +108,7 @@ class VLMDPOModule(L.LightningModule):
         self._answers: dict[str, list[tuple[float, ...]]] = {"test": []}
         self._sharded = False
         self._rope: tuple[nn.Module | None] | None = None
+        self._answers_before: tuple[AdapterReference | FrozenCopyReference | None] | None = None
 
     @property
     def uses_reference(self) -> bool:
@@ -283,10 +284,13 @@ class VLMDPOModule(L.LightningModule):
 
     def _score_answers(self, records: list[PreferenceRecord]) -> None:
         after = self._oracle_rows(self.model, records)
-        # before: the DPO reference, or the base under a LoRA adapter (also for SFT and precomputed references)
-        reference = self.reference if isinstance(self.reference, FrozenCopyReference | AdapterReference) else None
-        if reference is None and has_adapter(self.model):
-            reference = AdapterReference(self.model)
+        if self._answers_before is None:  # found once, not per test batch
+            # before: the DPO reference, or the base under a LoRA adapter (also for SFT and precomputed references)
+            reference = self.reference if isinstance(self.reference, FrozenCopyReference | AdapterReference) else None
+            if reference is None and has_adapter(self.model):
+                reference = AdapterReference(self.model)
+            self._answers_before = (reference,)
+        (reference,) = self._answers_before
         if reference is not None:
             with reference.model() as model:
                 before = self._oracle_rows(model, records)

@@ -42,9 +42,13 @@ def sft_answers(scene: Scene, asked: tuple[str, ...], hallucinate: bool, rng: np
 
 
 class _DeficitSource:
-    """A shard source (`prepare` / `streams`) of SFT pairs for one task of the world, a `share` of them wrong."""
+    """A shard source (`prepare` / `streams`) of SFT pairs for one task of the world, a `share` of them wrong. A
+    subclass says what one pair is (`_pair`); whether a pair is wrong is drawn here, before the pair's own draws."""
 
     kind = ""  # what the wrong share is, in the cache folder's settings and in the log
+    flag = ""  # the meta key (and summary count) of a wrong pair
+    unit = ""  # what the split's records are, in its summary
+    salt = 0  # the split generator's last seed part, different per source
 
     def __init__(self, cache_dir, task, share, records_per_stream, world_seed, seed, shard_size):
         if not 0.0 <= share <= 1.0:
@@ -72,11 +76,37 @@ class _DeficitSource:
     def streams(self, split: str) -> dict[str, list[str]]:
         return ShardFolder(self.folder).streams(split)
 
+    def _pair(self, split: str, index: int, wrong: bool, rng: np.random.Generator) -> dict:
+        """The record fields of pair `index` (prompt, candidates, optional context, meta)."""
+        raise NotImplementedError
+
+    def _write_split(self, split: str, folder: Path) -> dict:
+        rng = np.random.default_rng([self.seed, SPLITS.index(split), self.salt])
+        count = self.records_per_stream.get(split, 0)
+        wrong_count = 0
+        with ShardSetWriter(folder, max_count=self.shard_size) as writer:
+            for i in range(count):
+                wrong = bool(rng.random() < self.share)
+                wrong_count += wrong
+                fields = self._pair(split, i, wrong, rng)
+                fields["meta"][self.flag] = wrong
+                writer.write(
+                    PreferenceRecord(
+                        id=f"{SOURCE}-{split}-{self.task}-{i:06d}",
+                        task=self.task,
+                        mode="pair",
+                        label="first",
+                        source=SOURCE,
+                        **fields,
+                    )
+                )
+        return {self.unit: count, self.flag: wrong_count}
+
 
 class HallucinatingAnswers(_DeficitSource):
     """SFT pairs for one understanding task: the true answer, or for a `hallucination` share one wrong attribute."""
 
-    kind = "hallucination"
+    kind, flag, unit, salt = "hallucination", "hallucinated", "questions", 7
 
     def __init__(
         self,
@@ -90,40 +120,23 @@ class HallucinatingAnswers(_DeficitSource):
         shard_size: int = 500,
     ):
         super().__init__(cache_dir, task, hallucination, records_per_stream, world_seed, seed, shard_size)
-        self.hallucination = hallucination
 
-    def _write_split(self, split: str, folder: Path) -> dict:
-        rng = np.random.default_rng([self.seed, SPLITS.index(split), 7])
-        count = self.records_per_stream.get(split, 0)
-        hallucinated = 0
-        with ShardSetWriter(folder, max_count=self.shard_size) as writer:
-            for i in range(count):
-                question = make_record(self.world, split, self.task, "pair", i)
-                scene, asked = Scene(**question.meta["scene"]), tuple(question.meta["asked"])
-                lie = bool(rng.random() < self.hallucination)
-                target, rejected = sft_answers(scene, asked, lie, rng)
-                hallucinated += lie
-                writer.write(
-                    PreferenceRecord(
-                        id=f"{SOURCE}-{split}-{self.task}-{i:06d}",
-                        task=self.task,
-                        mode="pair",
-                        prompt=question.prompt,
-                        candidates=(target, rejected),
-                        label="first",
-                        context=question.context,
-                        source=SOURCE,
-                        meta={"scene": question.meta["scene"], "asked": list(asked), "hallucinated": lie},
-                    )
-                )
-        return {"questions": count, "hallucinated": hallucinated}
+    def _pair(self, split: str, index: int, wrong: bool, rng: np.random.Generator) -> dict:
+        question = make_record(self.world, split, self.task, "pair", index)
+        scene, asked = Scene(**question.meta["scene"]), tuple(question.meta["asked"])
+        return {
+            "prompt": question.prompt,
+            "candidates": sft_answers(scene, asked, wrong, rng),
+            "context": question.context,
+            "meta": {"scene": question.meta["scene"], "asked": list(asked)},
+        }
 
 
 class MismatchedMedia(_DeficitSource):
     """Pairs for one generation task: chosen = the render of the caption or, for a `mismatch` share, of the scene
     with one caption attribute changed; rejected = a render with every caption attribute changed."""
 
-    kind = "mismatch"
+    kind, flag, unit, salt = "mismatch", "mismatched", "captions", 11
 
     def __init__(
         self,
@@ -137,7 +150,6 @@ class MismatchedMedia(_DeficitSource):
         shard_size: int = 500,
     ):
         super().__init__(cache_dir, task, mismatch, records_per_stream, world_seed, seed, shard_size)
-        self.mismatch = mismatch
 
     def _render(self, scene: Scene, rng: np.random.Generator):
         size = self.world.image_size
@@ -145,28 +157,13 @@ class MismatchedMedia(_DeficitSource):
             return encode_image(render_image(scene, rng, size))
         return encode_video(render_video(scene, rng, size, self.world.num_frames), fps=self.world.video_fps)
 
-    def _write_split(self, split: str, folder: Path) -> dict:
-        rng = np.random.default_rng([self.seed, SPLITS.index(split), 11])
-        count = self.records_per_stream.get(split, 0)
-        mismatched = 0
-        with ShardSetWriter(folder, max_count=self.shard_size) as writer:
-            for i in range(count):
-                plan = plan_record(self.world, split, self.task, "pair", i)
-                scene, attributes = plan.scene, plan.scene.attributes
-                lie = bool(rng.random() < self.mismatch)
-                shown = scene.with_changes((attributes[int(rng.integers(len(attributes)))],), rng) if lie else scene
-                wrong = scene.with_changes(attributes, rng)
-                mismatched += lie
-                writer.write(
-                    PreferenceRecord(
-                        id=f"{SOURCE}-{split}-{self.task}-{i:06d}",
-                        task=self.task,
-                        mode="pair",
-                        prompt=plan.prompt,
-                        candidates=(self._render(shown, rng), self._render(wrong, rng)),
-                        label="first",
-                        source=SOURCE,
-                        meta={"scene": {k: v for k, v in asdict(scene).items() if v is not None}, "mismatched": lie},
-                    )
-                )
-        return {"captions": count, "mismatched": mismatched}
+    def _pair(self, split: str, index: int, wrong: bool, rng: np.random.Generator) -> dict:
+        plan = plan_record(self.world, split, self.task, "pair", index)
+        scene, attributes = plan.scene, plan.scene.attributes
+        shown = scene.with_changes((attributes[int(rng.integers(len(attributes)))],), rng) if wrong else scene
+        unlike = scene.with_changes(attributes, rng)
+        return {
+            "prompt": plan.prompt,
+            "candidates": (self._render(shown, rng), self._render(unlike, rng)),
+            "meta": {"scene": {k: v for k, v in asdict(scene).items() if v is not None}},
+        }
