@@ -82,7 +82,7 @@ def dpo_sides(args) -> dict:
     for name in ("packed", "padded"):
         torch.manual_seed(0)
         model = build_vlm("qwen2_vl", processor, tiny=tiny, finetune="lora", lora_rank=16, lora_dropout=0.0)
-        module = VLMDPOModule(processor, model, reference="adapter", export_dir=None)
+        module = VLMDPOModule(processor, model, reference="adapter")
         if name == "packed":  # rows of at most --pack-tokens, by default the batch's longest pair
             longest = max(int((b["segments"] >= 0).sum(-1).max()) for b in map(module.collate, chunks))
             module.collate.pack_tokens = args.pack_tokens or longest

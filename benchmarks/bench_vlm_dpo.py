@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 
 import torch
 
@@ -120,11 +121,17 @@ def run_ours(media: str, batch: int, steps: int, warmup: int, lr: float, side: i
     import lightning as L
     from torch.utils.data import DataLoader
 
+    from unified_reward.modules.optimization import adamw, warmup_cosine
     from unified_reward.modules.vlm_dpo import VLMDPOModule
 
     processor, model = _policy(side)
     module = VLMDPOModule(
-        processor, model, reference="adapter", layout=layout, lr=lr, warmup_ratio=0.0, export_dir=None
+        processor,
+        model,
+        reference="adapter",
+        layout=layout,
+        optimizer=adamw(lr),
+        scheduler=partial(warmup_cosine, warmup_ratio=0.0, min_lr_rate=1.0),  # constant, as TRL's side
     )
     loader = DataLoader(_records(media, batch * steps), batch_size=batch, collate_fn=module.collate)
     times: list[float] = []

@@ -44,7 +44,7 @@ def _train_stage(cfg: DictConfig, stage: str, experiment: str, out: Path, extra:
                 f"experiment={experiment}",
                 f"seed={cfg.seed}",
                 f"hydra.run.dir={run_dir}",
-                f"module.export_dir={run_dir / 'export'}",
+                f"callbacks.export.dirname={run_dir / 'export'}",
                 *extra,
                 *cfg.overrides.all,
                 *cfg.overrides[stage],

@@ -15,15 +15,16 @@ def _overrides(experiment: str) -> list[str]:
         # the skills datamodule reads no world shards (debug=fast sizes those)
         return ["~data.source", "module.vision_steps=2", "data.eval_per_kind=2", "data.num_workers=0"]
     if experiment.startswith("diffusion_dpo"):
-        # a random tiny generator stands in for the one experiment=diffusion_pretrain_* exports; the oracle scores
-        # most of its noise alike, and 4 samples per caption (not 2) leave every split some untied pairs
-        return ["model.pretrained=null", "module.sample_steps=1", "data.source.candidates=4"]
+        # a random tiny generator stands in for the one experiment=diffusion_pretrain_* exports, and the world's
+        # own generation pairs for the filter's (tests/test_pipeline.py runs the loop that makes them)
+        task = experiment.removeprefix("diffusion_dpo_")
+        pairs = ["data=synthetic", f"data.tasks=[{task}_generation]", "data.modes=[pair]"]
+        return ["model.pretrained=null", "module.sample_steps=1", *pairs]
     if experiment.startswith("diffusion_pretrain"):
         return ["module.sample_steps=1"]
     if experiment.startswith("vlm_dpo"):
-        # a random tiny policy stands in for the one experiment=vlm_policy_* exports; its sampled answers are
-        # noise the oracle scores 0 (all ties), so the smoke run reads the world's own pairs
-        # (tests/synthetic/test_policy_answer_pairs.py covers the on-policy pairs)
+        # a random tiny policy stands in for the one experiment=vlm_policy_* exports, and the world's own pairs for
+        # the filter's (tests/test_pipeline.py runs the loop that makes them from the policy's answers)
         task = experiment.removeprefix("vlm_dpo_")
         return ["model.pretrained=null", "data=synthetic", f"data.tasks=[{task}_understanding]", "data.modes=[pair]"]
     return []

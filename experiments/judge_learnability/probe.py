@@ -25,6 +25,7 @@ import argparse
 import re
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from unified_reward.data.shards import decode_sample, encode_record
 from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
-from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
+from unified_reward.modules.optimization import adamw, configure_optimization, vision_scaled_groups, warmup_cosine
 from unified_reward.modules.reward_sft import MODEL_INPUTS
 from unified_reward.prompts.templates import load_templates
 from unified_reward.synthetic.render import render_image
@@ -189,13 +190,11 @@ def main() -> None:
     train = [prepared(make_record(world, "train", t, m, i)) for t, m in streams for i in range(args.train_records)]
     val = [prepared(make_record(world, "val", t, m, i)) for t, m in streams for i in range(100)]
     collate = JudgeCollator(processor, load_templates(None), train_rationale=args.rationale)
-    configured = adamw_warmup_cosine(
+    configured = configure_optimization(
         vision_scaled_groups(model, args.vision_lr_scale),
-        lr=args.lr,
-        weight_decay=0.01,
-        total_steps=args.steps,
-        warmup_ratio=0.05,
-        min_lr_ratio=0.05,
+        adamw(args.lr, weight_decay=0.01),
+        partial(warmup_cosine, warmup_ratio=0.05, min_lr_rate=0.05),
+        args.steps,
     )
     optimizer, schedule = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     rng, started = np.random.default_rng(0), time.perf_counter()

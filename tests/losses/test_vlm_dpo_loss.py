@@ -3,6 +3,7 @@
 import copy
 import math
 from collections import defaultdict
+from functools import partial
 
 import pytest
 import torch
@@ -111,7 +112,13 @@ def test_equal_to_trl_dpo_trainer_compute_loss_on_a_real_tiny_vlm(loss_type, tin
 
     model, processor = tiny_qwen
     beta = 0.1
-    ours = VLMDPOModule(processor, model, loss=loss_type, beta=beta, reference="precomputed", layout="shared")
+    ours = VLMDPOModule(
+        processor,
+        model,
+        loss=partial(preference_loss, loss_type=loss_type, beta=beta),
+        reference="precomputed",
+        layout="shared",
+    )
     generator = torch.Generator().manual_seed(4)
     reference = -torch.rand(len(understanding_pairs), 2, generator=generator) * 60
     with torch.no_grad():

@@ -6,6 +6,7 @@ from PIL import Image
 
 from unified_reward.data.schema import PointLabel, PreferenceRecord
 from unified_reward.generation.noise import NoiseObjective
+from unified_reward.losses.diffusion_dpo import denoise_loss
 from unified_reward.models.conditioning import build_caption_encoder, build_latent_codec
 from unified_reward.models.diffusion import build_denoiser
 from unified_reward.modules.diffusion_dpo import DiffusionDPOModule
@@ -79,7 +80,7 @@ def test_chosen_and_rejected_share_noise_and_timestep():
 
 def test_dpo_steps_move_the_model_towards_the_chosen_samples():
     torch.manual_seed(0)
-    module = _module(lr=1e-2)
+    module = _module()
     batch = _batch(module, pairs=4)
     optimizer = torch.optim.Adam([p for p in module.denoiser.parameters() if p.requires_grad], lr=1e-2)
     losses = []
@@ -95,7 +96,7 @@ def test_dpo_steps_move_the_model_towards_the_chosen_samples():
 
 def test_denoise_loss_is_the_plain_diffusion_loss_of_the_chosen_samples():
     torch.manual_seed(0)
-    module = _module(finetune="full", reference="copy", loss="denoise")
+    module = _module(finetune="full", reference="copy", loss=denoise_loss)
     batch = _batch(module)
     out = module.denoise_step(batch, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)

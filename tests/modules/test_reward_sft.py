@@ -25,7 +25,7 @@ def test_resume_from_last_checkpoint_continues_with_the_same_losses(tmp_path):
         "trainer.limit_val_batches=0",
         "callbacks.model_checkpoint.every_n_train_steps=1",
         "data.num_workers=0",
-        "module.export_dir=null",
+        "~callbacks.export",
     ]
     straight = tmp_path / "straight"
     train_entry().train(compose_config(straight, *common, "trainer.max_steps=6"))

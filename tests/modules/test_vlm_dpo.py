@@ -1,12 +1,14 @@
 import copy
 import dataclasses
 import math
+from functools import partial
 
 import pytest
 import torch
 
 from unified_reward.encoding.chat import EncodedChat, pad_batch
 from unified_reward.encoding.policy_pairs import answer_ids, encode_policy_prompt
+from unified_reward.losses.vlm_dpo import preference_loss, sft_loss
 from unified_reward.modules.vlm_dpo import VLMDPOModule
 from unified_reward.synthetic.vocabulary import world_vocabulary
 
@@ -110,7 +112,7 @@ def test_precomputed_reference_equals_the_live_reference_and_names_missing_recor
 
 def test_dpo_steps_on_a_fixed_batch_separate_chosen_from_rejected(pairs):
     model, processor = _tiny("lora")
-    module = VLMDPOModule(processor, model, reference="adapter", beta=0.5)
+    module = VLMDPOModule(processor, model, reference="adapter", loss=partial(preference_loss, beta=0.5))
     batch = module.collate(pairs)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)
     losses = []
@@ -129,7 +131,7 @@ def test_dpo_steps_on_a_fixed_batch_separate_chosen_from_rejected(pairs):
 
 def test_sft_loss_equals_the_models_own_cross_entropy_on_the_chosen_answers(tiny_qwen, pairs):
     model, processor = tiny_qwen
-    module = VLMDPOModule(processor, model, loss="sft", reference="adapter")  # sft needs no reference
+    module = VLMDPOModule(processor, model, loss=sft_loss, reference="adapter")  # sft needs no reference
     with torch.no_grad():
         ours = _step_loss(module, module.collate(pairs))
         chosen_rows = [_answer_row(processor, record, record.chosen) for record in pairs]
@@ -141,8 +143,8 @@ def test_configuration_errors_say_what_to_do(tiny_qwen):
     model, processor = tiny_qwen
     with pytest.raises(ValueError, match="reference=copy or reference=precomputed"):
         VLMDPOModule(processor, model, reference="adapter")
-    with pytest.raises(ValueError, match="loss must be"):
-        VLMDPOModule(processor, model, loss="kto", reference="copy")
+    with pytest.raises(ValueError, match="loss_type must be one of"):
+        VLMDPOModule(processor, model, loss=partial(preference_loss, loss_type="kto"), reference="copy")
     flash = copy.deepcopy(model)
     flash.config._attn_implementation = "flash_attention_2"
     with pytest.raises(ValueError, match="layout=separate"):

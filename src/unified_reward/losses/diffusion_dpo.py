@@ -50,6 +50,12 @@ def diffusion_dpo_loss(
     return DiffusionDPOOutput(loss=loss, inside=inside, implicit_accuracy=implicit_accuracy)
 
 
+def denoise_loss(prediction: Tensor, target: Tensor) -> Tensor:
+    """The plain diffusion loss: the mean per-sample error of the model's prediction (how a generator is first
+    trained, on the chosen samples only)."""
+    return per_sample_error(prediction, target).mean()
+
+
 def split_pair_errors(errors: Tensor) -> tuple[Tensor, Tensor]:
     """Errors of a batch laid out [chosen..., rejected...] back into (chosen, rejected)."""
     if errors.shape[0] % 2:

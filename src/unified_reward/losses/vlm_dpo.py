@@ -82,6 +82,13 @@ def preference_loss(
     )
 
 
+def check_loss(loss) -> None:
+    """Fail at construction, not at the first step, on a DPO loss type that does not exist."""
+    loss_type = getattr(loss, "keywords", {}).get("loss_type", "sigmoid")
+    if getattr(loss, "func", None) is preference_loss and loss_type not in LOSS_TYPES:
+        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+
+
 def sft_loss(chosen_logps: torch.Tensor, chosen_lengths: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood per chosen-answer token over the batch."""
     return -chosen_logps.sum() / chosen_lengths.sum().clamp(min=1)

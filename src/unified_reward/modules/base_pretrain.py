@@ -13,21 +13,30 @@ using each example's own `check`.
 from __future__ import annotations
 
 import logging
+import math
 import sys
-from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from unified_reward.encoding.chat import encode_chat
 from unified_reward.models.export import save_vlm
 from unified_reward.models.processor import VLMProcessor
-from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
+from unified_reward.modules.optimization import (
+    OptimizerFactory,
+    SchedulerFactory,
+    adamw,
+    configure_optimization,
+    describe,
+    vision_scaled_groups,
+    warmup_cosine,
+)
 from unified_reward.modules.reward_sft import MODEL_INPUTS
 from unified_reward.text_generation import generate_texts
 
@@ -55,6 +64,8 @@ class AttributeHeads(nn.Module):
 
 
 class BasePretrainModule(L.LightningModule):
+    default_export_dir = "base"  # callbacks.export writes export() here, under the run directory
+
     def __init__(
         self,
         processor: VLMProcessor,
@@ -63,18 +74,18 @@ class BasePretrainModule(L.LightningModule):
         *,
         probe_classes: dict[str, dict[str, int]],
         probe_tokens: dict[str, int],
-        lr: float = 1e-3,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         vision_lr_scale: float = 1.0,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.05,
-        min_lr_ratio: float = 0.05,
         vision_steps: int = 0,
         vision_weight: float = 1.0,
         eval_max_new_tokens: int = 24,
-        export_dir: str | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["processor", "model", "collate"])
+        # the defaults of configs/module/base_pretrain.yaml, for modules built without Hydra
+        self.optimizer_factory = optimizer or adamw(lr=1e-3, weight_decay=0.01)
+        self.scheduler_factory = scheduler or partial(warmup_cosine, warmup_ratio=0.05, min_lr_rate=0.05)
+        self.save_hyperparameters(ignore=["processor", "model", "collate", "optimizer", "scheduler"])
         self.processor = processor
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         self.collate = collate(processor=processor)
@@ -82,7 +93,9 @@ class BasePretrainModule(L.LightningModule):
         self.heads = nn.ModuleDict(
             {kind: AttributeHeads(hidden, probe_tokens[kind], dict(classes)) for kind, classes in probe_classes.items()}
         )
-        self._perception: dict[str, list[float]] = defaultdict(list)
+        # per "<kind>/<attribute>" and "<kind>/exact": the share of held-out descriptions that state it right
+        names = [f"{kind}/{name}" for kind, classes in probe_classes.items() for name in (*classes, "exact")]
+        self.perception = nn.ModuleDict({name: MeanMetric() for name in names})
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         # examples (frozen dataclasses with media) stay on the host; tensors, also those of the probes, move
@@ -133,13 +146,11 @@ class BasePretrainModule(L.LightningModule):
     def configure_optimizers(self):
         groups = vision_scaled_groups(self.model, self.hparams.vision_lr_scale)
         groups.append({"params": list(self.heads.parameters()), "lr_scale": self.hparams.vision_lr_scale})
-        return adamw_warmup_cosine(
+        return configure_optimization(
             groups,
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            total_steps=self.trainer.estimated_stepping_batches,
-            warmup_ratio=self.hparams.warmup_ratio,
-            min_lr_ratio=self.hparams.min_lr_ratio,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.trainer.estimated_stepping_batches,
         )
 
     # ---- validation: describe held-out media, check each attribute ------------------------------------
@@ -154,30 +165,38 @@ class BasePretrainModule(L.LightningModule):
         examples = batch["examples"]
         for example, text in zip(examples, self.describe(examples), strict=True):
             for attribute, correct in example.check(text).items():
-                self._perception[f"{example.kind}/{attribute}"].append(float(correct))
-            self._perception[f"{example.kind}/exact"].append(float(text.strip() == example.answer))
+                self.perception[f"{example.kind}/{attribute}"].update(float(correct))
+            self.perception[f"{example.kind}/exact"].update(float(text.strip() == example.answer))
 
     def on_validation_epoch_end(self) -> None:
-        metrics = {f"val/perception/{k}": float(np.mean(v)) for k, v in sorted(self._perception.items())}
+        metrics = {}
+        for name, share in sorted(self.perception.items()):
+            value = float(share.compute())  # every rank's descriptions (a collective: every rank computes each)
+            share.reset()
+            if not math.isnan(value):  # NaN: no description of this kind anywhere
+                metrics[f"val/perception/{name}"] = value
         attributes = [v for k, v in metrics.items() if not k.endswith("/exact")]
         if attributes:
             metrics["val/perception/min"] = float(min(attributes))
-        self._perception.clear()
         self.log_dict(metrics)
 
     # ---- export ------------------------------------------------------------------------------------------
 
-    def on_train_end(self) -> None:
-        if not self.hparams.export_dir or not self.trainer.is_global_zero:
+    def export(self, path: Path) -> None:
+        """The base as a Hugging Face folder with its card (called on every rank by callbacks.export)."""
+        if not self.trainer.is_global_zero:
             return
-        path = Path(self.hparams.export_dir)
         save_vlm(self.model, self.processor, path)
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
-        (path / "README.md").write_text(model_card(self.model, path, self.hparams, self.global_step, metrics))
+        settings = dict(self.hparams) | {
+            "optimizer": describe(self.optimizer_factory),
+            "scheduler": describe(self.scheduler_factory),
+        }
+        (path / "README.md").write_text(model_card(self.model, path, settings, self.global_step, metrics))
         log.info("base exported to %s", path)
 
 
-def model_card(model: nn.Module, path: Path, hparams, steps: int, metrics: dict[str, float]) -> str:
+def model_card(model: nn.Module, path: Path, hparams: dict, steps: int, metrics: dict[str, float]) -> str:
     """The card of an exported base: how it was made and what it sees, as measured at the end of training."""
     parameters = sum(p.numel() for p in model.parameters())
     size_mb = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 2**20
@@ -185,9 +204,7 @@ def model_card(model: nn.Module, path: Path, hparams, steps: int, metrics: dict[
         f"| {k.removeprefix('val/perception/')} | {v:.3f} |" for k, v in sorted(metrics.items()) if "perception" in k
     )
     losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("train/") and "loss" in k)
-    settings = ", ".join(
-        f"{k}={v}" for k, v in sorted(dict(hparams).items()) if k not in ("probe_classes", "export_dir")
-    )
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(hparams.items()) if k != "probe_classes")
     return f"""---
 library_name: transformers
 tags: [qwen2_vl, tiny, synthetic, unified-reward]
@@ -201,7 +218,7 @@ data (no verdicts, scores or comparisons of candidates): reward SFT (`experiment
 judging. Load it like any hub model: `model=qwen2_vl_tiny_base` (or `from_pretrained` on this folder).
 
 - Command: `{" ".join(["python", *sys.argv])}`
-- Steps: {steps} ({hparams.vision_steps} of them training the vision tower alone, through attribute heads that
+- Steps: {steps} ({hparams["vision_steps"]} of them training the vision tower alone, through attribute heads that
   are not exported); settings: {settings}
 - Data: fresh scenes every step (`unified_reward.synthetic.skills`), 64 px images and 8-frame videos, 16
   visual tokens per image (112 x 112 after resizing), videos through mp4 as the world's shards hold them.

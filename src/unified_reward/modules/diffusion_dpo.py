@@ -18,6 +18,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from unified_reward.encoding.generation_pairs import GenerationPairCollator
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import PixelSampler, to_uint8
 from unified_reward.losses.diffusion_dpo import (
+    denoise_loss,
     diffusion_dpo_loss,
     per_sample_error,
     shared_noise_and_timesteps,
@@ -38,16 +40,23 @@ from unified_reward.losses.diffusion_dpo import (
 from unified_reward.models.adapters import has_adapter
 from unified_reward.models.conditioning import CaptionEmbeddings, CaptionEncoder, LatentCodec
 from unified_reward.models.diffusion import VIDEO_KINDS, denoiser_kind, predict
-from unified_reward.modules.metrics import gain_metrics
-from unified_reward.modules.optimization import adamw_warmup_cosine
+from unified_reward.modules.metrics import CollectedRows, after_before_metrics
+from unified_reward.modules.optimization import (
+    OptimizerFactory,
+    SchedulerFactory,
+    adamw,
+    configure_optimization,
+    warmup_cosine,
+)
 from unified_reward.modules.reference import build_reference, upgrade_copy_keys
-from unified_reward.strategies import gather_rows
 
 log = logging.getLogger(__name__)
 Evaluator = Callable[[str, np.ndarray], float]
 
 
 class DiffusionDPOModule(L.LightningModule):
+    default_export_dir = "generator"  # callbacks.export writes export() here, under the run directory
+
     def __init__(
         self,
         denoiser: nn.Module | Callable[[], nn.Module],
@@ -58,24 +67,32 @@ class DiffusionDPOModule(L.LightningModule):
         task: Literal["image_generation", "video_generation"] = "image_generation",
         sample_size: int = 32,
         num_frames: int | None = None,
-        loss: Literal["dpo", "denoise"] = "dpo",
-        beta: float = 5000.0,
+        loss: Callable[..., Any] | None = None,
         reference: Literal["adapter", "copy"] = "adapter",
         caption_dropout: float = 0.0,
-        lr: float = 1e-4,
-        weight_decay: float = 0.0,
-        warmup_ratio: float = 0.0,
-        min_lr_ratio: float = 1.0,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         sample_steps: int = 25,
         guidance_scale: float = 1.0,
         evaluator: Evaluator | None = None,
         eval_seed: int = 1234,
-        export_dir: str | None = "generator",
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["denoiser", "caption_encoder", "objective", "latent_codec", "evaluator"])
-        if loss not in ("dpo", "denoise"):
-            raise ValueError(f"loss must be dpo or denoise, got {loss!r}")
+        # the defaults of configs/module/diffusion_dpo.yaml, for modules built without Hydra
+        self.optimizer_factory = optimizer or adamw(lr=1e-4, weight_decay=0.0)
+        self.scheduler_factory = scheduler or partial(warmup_cosine, warmup_ratio=0.0, min_lr_rate=1.0)
+        self.save_hyperparameters(
+            ignore=[
+                "denoiser",
+                "caption_encoder",
+                "objective",
+                "latent_codec",
+                "evaluator",
+                "loss",
+                "optimizer",
+                "scheduler",
+            ]
+        )
         if reference not in ("adapter", "copy"):
             raise ValueError(f"reference must be adapter or copy, got {reference!r}")
         self.denoiser = denoiser if isinstance(denoiser, nn.Module) else denoiser()
@@ -93,10 +110,12 @@ class DiffusionDPOModule(L.LightningModule):
         self.sampler = PixelSampler(
             caption_encoder, objective, sample_size, num_frames, sample_steps, guidance_scale, latent_codec
         )
-        self.reference = build_reference(reference, self.denoiser) if loss == "dpo" else None
+        # configs/module/loss: diffusion_dpo (the pair loss, with its beta) or denoise (the chosen samples only)
+        self.loss = loss or partial(diffusion_dpo_loss, beta=5000.0)
+        self.reference = build_reference(reference, self.denoiser) if self.uses_reference else None
         self.collate = GenerationPairCollator(task, sample_size, num_frames)
         self.skipped_records: Counter[str] = Counter()  # ties and point records the collator left out
-        self._scores: dict[str, list[tuple[float, float | None]]] = {"val": [], "test": []}
+        self.scores = CollectedRows(width=2)  # the evaluator's score of test samples: after, before
 
     # ---- the two losses ----------------------------------------------------------------------------------
 
@@ -121,7 +140,7 @@ class DiffusionDPOModule(L.LightningModule):
         reference_errors = per_sample_error(self._reference_predict(noisy, timesteps, text), target)
         model_w, model_l = split_pair_errors(model_errors)
         reference_w, reference_l = split_pair_errors(reference_errors)
-        out = diffusion_dpo_loss(model_w, model_l, reference_w, reference_l, self.hparams.beta)
+        out = self.loss(model_w, model_l, reference_w, reference_l)
         return {
             "loss": out.loss,
             "implicit_accuracy": out.implicit_accuracy,
@@ -141,10 +160,14 @@ class DiffusionDPOModule(L.LightningModule):
         timesteps = self.objective.draw_timesteps(clean.shape[0], clean.device, generator)
         noisy = self.objective.noisy(clean, noise, timesteps)
         prediction = predict(self.denoiser, noisy, timesteps, self.caption_encoder(captions))
-        return {"loss": per_sample_error(prediction, self.objective.target(clean, noise, timesteps)).mean()}
+        return {"loss": self.loss(prediction, self.objective.target(clean, noise, timesteps))}
 
     def _step(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        return self.dpo_step(batch, generator) if self.hparams.loss == "dpo" else self.denoise_step(batch, generator)
+        return self.dpo_step(batch, generator) if self.uses_reference else self.denoise_step(batch, generator)
+
+    @property
+    def uses_reference(self) -> bool:
+        return getattr(self.loss, "func", self.loss) is not denoise_loss  # the plain loss reads chosen samples only
 
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int):
         if batch is None:
@@ -159,13 +182,11 @@ class DiffusionDPOModule(L.LightningModule):
         return metrics["loss"]
 
     def configure_optimizers(self):
-        return adamw_warmup_cosine(
+        return configure_optimization(
             self.denoiser.parameters(),
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            total_steps=self.trainer.estimated_stepping_batches,
-            warmup_ratio=self.hparams.warmup_ratio,
-            min_lr_ratio=self.hparams.min_lr_ratio,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.trainer.estimated_stepping_batches,
         )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -200,12 +221,12 @@ class DiffusionDPOModule(L.LightningModule):
         captions = batch["captions"]
         seeds = [self.hparams.eval_seed + hash_caption(c) for c in captions]
         scores = [self.evaluator(c, s) for c, s in zip(captions, to_uint8(self.sample(captions, seeds)), strict=True)]
-        if self.hparams.loss == "dpo":
+        if self.reference is not None:
             before = to_uint8(self.sample(captions, seeds, use_reference=True))
             references = [self.evaluator(c, s) for c, s in zip(captions, before, strict=True)]
         else:
-            references = [None] * len(scores)
-        self._scores[split].extend(zip(scores, references, strict=True))
+            references = [float("nan")] * len(scores)  # no reference to sample from
+        self.scores.update(list(zip(scores, references, strict=True)))
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val", batch_idx)
@@ -214,19 +235,18 @@ class DiffusionDPOModule(L.LightningModule):
         self._evaluate(batch, "test", batch_idx)
 
     def on_test_epoch_end(self) -> None:
-        rows, self._scores["test"] = self._scores["test"], []
-        rows = gather_rows(rows)
-        if not rows:
+        if self.evaluator is None:  # nothing was scored (alike on every rank)
             return
-        before = [r[1] for r in rows] if rows[0][1] is not None else None  # the same captions and seeds
-        metrics = {"test/score_count": float(len(rows))} | gain_metrics("test/score", [r[0] for r in rows], before)
-        self.log_dict(metrics, sync_dist=False)
+        rows = self.scores.gathered()  # every rank's: (after, before) per caption, before NaN for loss=denoise
+        if len(rows):
+            metrics = {"test/score_count": float(len(rows))} | after_before_metrics("test", ("score",), rows)
+            self.log_dict(metrics, sync_dist=False)
 
     # ---- export ----------------------------------------------------------------------------------------
 
-    def on_train_end(self) -> None:
-        if self.hparams.export_dir and self.trainer.is_global_zero:
-            path = Path(self.trainer.default_root_dir) / self.hparams.export_dir
+    def export(self, path: Path) -> None:
+        """The denoiser as a pipeline-style folder (called on every rank by callbacks.export)."""
+        if self.trainer.is_global_zero:
             save_denoiser(self.denoiser, path)
             log.info("denoiser exported to %s (load it with model.pretrained=%s)", path, path)
 

@@ -1,23 +1,49 @@
-"""The optimizer and learning-rate schedule the modules share: AdamW over the trainable parameters,
-linear warm-up, then cosine decay to `min_lr_ratio` of the peak, stepped every optimizer step."""
+"""The optimizer and learning-rate schedule of every module, given by config as partial components:
+
+    optimizer: {_target_: torch.optim.AdamW, _partial_: true, lr: 2.5e-6, weight_decay: 0.0}
+    scheduler: {_target_: unified_reward.modules.optimization.warmup_cosine, _partial_: true, warmup_ratio: 0.03,
+                min_lr_rate: 0.0}
+
+A module hands `configure_optimization` its trainable parameter groups; a group's `lr_scale` multiplies the
+optimizer's learning rate (`vision_scaled_groups`)."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import torch
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 # the vision tower and the projector that feeds it to the language model, in every family we build (also under peft)
 VISION_PARAMETER = re.compile(r"(^|\.)(visual|vision_tower|multi_modal_projector)\.")
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
-def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+def adamw(lr: float, weight_decay: float = 0.0) -> OptimizerFactory:
+    """What `optimizer: {_target_: torch.optim.AdamW, _partial_: true, ...}` instantiates to (for code that builds
+    a module without Hydra)."""
+    return partial(torch.optim.AdamW, lr=lr, weight_decay=weight_decay)
+
+
+def describe(factory: Callable) -> str:
+    """A partial component as its call, `AdamW(lr=0.001, weight_decay=0.01)`, for model cards and logs."""
+    func = getattr(factory, "func", factory)
+    keywords = ", ".join(f"{k}={v}" for k, v in sorted(getattr(factory, "keywords", {}).items()))
+    return f"{getattr(func, '__name__', type(func).__name__)}({keywords})"
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_ratio: float = 0.0, min_lr_rate: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """transformers' cosine schedule with a floor: linear warm-up over `warmup_ratio` of the run's optimizer steps,
+    then cosine decay to `min_lr_rate` of the peak (1.0: constant after warm-up)."""
+    total = max(1, int(total_steps))
+    return get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, num_warmup_steps=int(warmup_ratio * total), num_training_steps=total, min_lr_rate=min_lr_rate
+    )
 
 
 def vision_scaled_groups(model: torch.nn.Module, vision_lr_scale: float) -> list[dict]:
@@ -37,31 +63,29 @@ def vision_scaled_groups(model: torch.nn.Module, vision_lr_scale: float) -> list
     return groups
 
 
-def adamw_warmup_cosine(
+def configure_optimization(
     parameters: Iterable[torch.nn.Parameter] | list[dict],
-    *,
-    lr: float,
-    weight_decay: float,
+    optimizer: OptimizerFactory,
+    scheduler: SchedulerFactory | None,
     total_steps: int,
-    warmup_ratio: float,
-    min_lr_ratio: float,
 ) -> dict:
-    """What `configure_optimizers` returns. `parameters` may be groups with an `lr_scale` (`vision_scaled_groups`)."""
+    """What `configure_optimizers` returns: `optimizer` over the trainable parameters (groups may carry an
+    `lr_scale` and a `name`, which becomes the group's learning-rate curve in TensorBoard: lr-AdamW/vision),
+    `scheduler` stepped every optimizer step."""
     parameters = list(parameters)
-    if parameters and isinstance(parameters[0], dict):
-        # a group's name becomes its learning-rate curve's name in TensorBoard (lr-AdamW/vision)
-        groups = [
-            {"params": [p for p in g["params"] if p.requires_grad], "lr": lr * g.get("lr_scale", 1.0)}
-            | ({"name": g["name"]} if "name" in g else {})
-            for g in parameters
-        ]
-        groups = [g for g in groups if g["params"]]
-    else:
-        groups = [{"params": [p for p in parameters if p.requires_grad], "lr": lr}]
-    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
-    total = max(1, int(total_steps))
-    warmup = max(1, int(warmup_ratio * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total, warmup, min_lr_ratio)
-    )
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+    if not (parameters and isinstance(parameters[0], dict)):
+        parameters = [{"params": parameters}]
+    groups = []
+    for group in parameters:
+        trainable = [p for p in group["params"] if p.requires_grad]
+        if trainable:
+            groups.append({**group, "params": trainable, "lr_scale": float(group.get("lr_scale", 1.0))})
+    built = optimizer(groups)
+    for group in built.param_groups:
+        group["lr"] *= group.pop("lr_scale")  # before the scheduler reads each group's initial lr
+    if scheduler is None:
+        return {"optimizer": built}
+    return {
+        "optimizer": built,
+        "lr_scheduler": {"scheduler": scheduler(built, total_steps=total_steps), "interval": "step"},
+    }

@@ -13,8 +13,8 @@ the generative accuracy and the invalid-answer rate. Metric names: `val/acc/imag
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,18 @@ from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.encoding.packing import packed_position_ids, rope_index_owner
 from unified_reward.judgments import VERDICTS, JudgeQuery
 from unified_reward.models.processor import VLMProcessor
-from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
+from unified_reward.modules.metrics import CollectedRows, judge_metrics, judge_row
+from unified_reward.modules.optimization import (
+    OptimizerFactory,
+    SchedulerFactory,
+    adamw,
+    configure_optimization,
+    vision_scaled_groups,
+    warmup_cosine,
+)
 from unified_reward.prompts.templates import load_templates, rescale
 from unified_reward.scoring import Judge
-from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
+from unified_reward.strategies import full_state_dict_if_sharded, shard_for_strategy
 
 log = logging.getLogger(__name__)
 MODEL_INPUTS = (
@@ -58,17 +66,17 @@ def judge_sft_loss(model: nn.Module, batch: dict[str, Any], rope: nn.Module | No
 
 
 class RewardSFTModule(L.LightningModule):
+    default_export_dir = "judge"  # callbacks.export writes export() here, under the run directory
+
     def __init__(
         self,
         processor: VLMProcessor,
         model: nn.Module | Callable[[VLMProcessor], nn.Module],
         *,
         templates: str | None = None,
-        lr: float = 2.5e-6,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         vision_lr_scale: float = 1.0,
-        weight_decay: float = 0.0,
-        warmup_ratio: float = 0.03,
-        min_lr_ratio: float = 0.0,
         max_length: int = 4096,
         train_rationale: bool = False,
         packing: bool = False,
@@ -77,10 +85,12 @@ class RewardSFTModule(L.LightningModule):
         test_generate: bool = True,
         generate_max_new_tokens: int = 16,
         logged_examples: int = 4,
-        export_dir: str | None = "judge",
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["processor", "model"])
+        # the defaults of configs/module/reward_sft.yaml, for modules built without Hydra
+        self.optimizer_factory = optimizer or adamw(lr=2.5e-6, weight_decay=0.0)
+        self.scheduler_factory = scheduler or partial(warmup_cosine, warmup_ratio=0.03, min_lr_rate=0.0)
+        self.save_hyperparameters(ignore=["processor", "model", "optimizer", "scheduler"])
         self.processor = processor
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         self.templates = load_templates(templates)
@@ -101,7 +111,7 @@ class RewardSFTModule(L.LightningModule):
             reasoning=train_rationale,  # a judge trained to reason first is read after its rationale
             max_reasoning_tokens=generate_max_new_tokens,
         )
-        self._results: dict[str, list[tuple]] = {"val": [], "test": []}
+        self.measured = nn.ModuleDict({split: CollectedRows(width=4) for split in ("val", "test")})
         self._sharded = False  # set once FSDP2 has sharded the model (configure_model runs for fit and test)
         self._rope: tuple[nn.Module | None] | None = None  # the model's rope_index_owner, for packed batches
 
@@ -131,13 +141,11 @@ class RewardSFTModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return adamw_warmup_cosine(
+        return configure_optimization(
             vision_scaled_groups(self.model, self.hparams.vision_lr_scale),
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            total_steps=self.trainer.estimated_stepping_batches,
-            warmup_ratio=self.hparams.warmup_ratio,
-            min_lr_ratio=self.hparams.min_lr_ratio,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.trainer.estimated_stepping_batches,
         )
 
     # ---- evaluation ------------------------------------------------------------------------------------
@@ -169,42 +177,23 @@ class RewardSFTModule(L.LightningModule):
         reading = judgment.probabilities
         if record.mode == "pair":
             predicted = max(VERDICTS, key=lambda v: reading.get(v, 0.0))
-            self._results[split].append(("acc", record.stream, float(predicted == record.label)))
+            self.measured[split].update([judge_row("acc", record.stream, float(predicted == record.label))])
         else:  # compared on the label's scale (a template may ask on its own)
             expected = rescale(judgment.expected_score, judgment.scale, record.scale)
-            self._results[split].append(("point", record.stream, expected, record.label.score))
+            self.measured[split].update([judge_row("point", record.stream, expected, record.label.score)])
 
     def _update_generated(self, split: str, record: PreferenceRecord, judgment) -> None:
         answer = judgment.parsed(record.mode)
-        self._results[split].append(("invalid", record.stream, float(answer is None)))
-        if answer is None:
-            return
-        if record.mode == "pair":
-            self._results[split].append(("gen_acc", record.stream, float(answer == record.label)))
-        else:
+        rows = [judge_row("invalid", record.stream, float(answer is None))]
+        if answer is not None and record.mode == "pair":
+            rows.append(judge_row("gen_acc", record.stream, float(answer == record.label)))
+        elif answer is not None:
             error = abs(rescale(answer, judgment.scale, record.scale) - record.label.score)
-            self._results[split].append(("gen_mae", record.stream, error))
-
-    def _gathered(self, split: str) -> list[tuple]:
-        """Every rank's results (one collective call, made by every rank alike)."""
-        results, self._results[split] = self._results[split], []
-        return gather_rows(results)
+            rows.append(judge_row("gen_mae", record.stream, error))
+        self.measured[split].update(rows)
 
     def _log_epoch(self, split: str) -> None:
-        grouped: dict[tuple[str, str], list] = defaultdict(list)
-        for kind, stream, *values in self._gathered(split):
-            grouped[(kind, stream)].append(values)
-        metrics: dict[str, float] = {}
-        for (kind, stream), rows in sorted(grouped.items()):
-            if kind == "point":
-                expected, labels = np.array(rows, dtype=float).T
-                metrics[f"{split}/mae/{stream}"] = float(np.abs(expected - labels).mean())
-                metrics[f"{split}/spearman/{stream}"] = spearman(expected, labels)
-            else:
-                metrics[f"{split}/{kind}/{stream}"] = float(np.mean([r[0] for r in rows]))
-        accuracies = [v for k, v in metrics.items() if k.startswith(f"{split}/acc/")]
-        if accuracies:
-            metrics[f"{split}/acc/mean"] = float(np.mean(accuracies))
+        metrics = judge_metrics(self.measured[split].gathered(), split)  # every rank's rows
         if metrics:
             self.log_dict(metrics, sync_dist=False)  # already gathered: every rank holds the same values
 
@@ -239,23 +228,12 @@ class RewardSFTModule(L.LightningModule):
 
     # ---- export ----------------------------------------------------------------------------------------
 
-    def on_train_end(self) -> None:
-        if not self.hparams.export_dir:
-            return
-        full_state = full_state_dict_if_sharded(self.trainer, self.model)
+    def export(self, path: Path) -> None:
+        """The judge as a folder `Judge.from_pretrained` loads (called on every rank by callbacks.export)."""
+        full_state = full_state_dict_if_sharded(self.trainer, self.model)  # a collective under FSDP
         if self.trainer.is_global_zero:
-            path = Path(self.trainer.default_root_dir) / self.hparams.export_dir
             self.judge.save_pretrained(path, state_dict=full_state)
             log.info("judge exported to %s (load it with Judge.from_pretrained)", path)
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN where it is undefined."""
-    from scipy.stats import spearmanr
-
-    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
 
 
 def media_rows(media: list) -> np.ndarray:

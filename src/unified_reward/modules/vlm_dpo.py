@@ -7,8 +7,9 @@ Only the logits that predict answer tokens are computed (`logits_to_keep`).
 
 The reference policy (`reference`: `adapter`, the LoRA policy with its adapter off; `copy`, a frozen copy;
 `precomputed`, log-probs of the initial policy stored in `reference_logps_file`) is a `modules.reference` object.
-`loss=sft` trains on the chosen answers only (next-token cross-entropy): how a policy is first taught to
-answer, with the same data, collator and optimiser.
+`loss` is a loss of `losses.vlm_dpo` chosen by config (`configs/module/loss`): `preference_loss` with its type,
+beta and label smoothing, or `sft_loss`, the chosen answers only (next-token cross-entropy, no reference): how a
+policy is first taught to answer, with the same data, collator and optimiser.
 
 Test: the DPO metrics on the test pairs and, with an `evaluator` (a reader of answers, `(question, media, answer)`
 -> `.fraction` of asked attributes stated right and `.hallucinated`, such as the synthetic world's oracle
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,19 @@ from unified_reward.encoding.pair_positions import (
 )
 from unified_reward.encoding.policy_pairs import PolicyPairCollator, encode_policy_prompt, shared_prompt_mask
 from unified_reward.fingerprint import weights_fingerprint
-from unified_reward.losses.vlm_dpo import LOSS_TYPES, completion_logps, preference_loss, sft_loss
+from unified_reward.losses.vlm_dpo import check_loss, completion_logps, preference_loss, sft_loss
 from unified_reward.models.adapters import has_adapter
 from unified_reward.models.export import save_vlm
 from unified_reward.models.processor import VLMProcessor
-from unified_reward.modules.metrics import ANSWER_METRICS, answer_rows, gain_metrics
-from unified_reward.modules.optimization import adamw_warmup_cosine, vision_scaled_groups
+from unified_reward.modules.metrics import ANSWER_METRICS, CollectedRows, after_before_metrics, answer_rows
+from unified_reward.modules.optimization import (
+    OptimizerFactory,
+    SchedulerFactory,
+    adamw,
+    configure_optimization,
+    vision_scaled_groups,
+    warmup_cosine,
+)
 from unified_reward.modules.reference import (
     REFERENCES,
     AdapterReference,
@@ -62,38 +71,39 @@ MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_
 
 
 class VLMDPOModule(L.LightningModule):
+    default_export_dir = "policy"  # callbacks.export writes export() here, under the run directory
+
     def __init__(
         self,
         processor: VLMProcessor,
         model: nn.Module | Callable[[VLMProcessor], nn.Module],
         *,
-        loss: str = "sigmoid",
-        beta: float = 0.1,
-        label_smoothing: float = 0.0,
+        loss: Callable[..., Any] | None = None,
         sft_weight: float = 0.0,
         reference: str = "adapter",
         reference_logps_file: str | None = None,
         layout: str = "shared",
         pack_tokens: int | None = None,
-        lr: float = 5e-7,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         vision_lr_scale: float = 1.0,
-        weight_decay: float = 0.0,
-        warmup_ratio: float = 0.1,
-        min_lr_ratio: float = 0.0,
         max_length: int = 4096,
         evaluator: Callable[[str, Any, str], Any] | None = None,
         generate_max_new_tokens: int = 24,
         generate_batch_size: int = 16,
         eval_samples: int = 0,
         eval_temperature: float = 1.0,
-        export_dir: str | None = "policy",
     ):
         super().__init__()
-        if loss not in (*LOSS_TYPES, "sft"):
-            raise ValueError(f"loss must be one of {(*LOSS_TYPES, 'sft')}, got {loss!r}")
+        # the defaults of configs/module/vlm_dpo.yaml, for modules built without Hydra
+        self.optimizer_factory = optimizer or adamw(lr=5e-7, weight_decay=0.0)
+        self.scheduler_factory = scheduler or partial(warmup_cosine, warmup_ratio=0.1, min_lr_rate=0.0)
+        # configs/module/loss: dpo (preference_loss with its loss_type, beta, label_smoothing) or sft (sft_loss)
+        self.loss = loss or partial(preference_loss, loss_type="sigmoid", beta=0.1, label_smoothing=0.0)
+        check_loss(self.loss)
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
-        self.save_hyperparameters(ignore=["processor", "model", "evaluator"])
+        self.save_hyperparameters(ignore=["processor", "model", "evaluator", "loss", "optimizer", "scheduler"])
         if isinstance(evaluator, str):  # checkpoints of before 2026-11-29 stored evaluator="synthetic_oracle"
             raise ValueError(
                 f"evaluator={evaluator!r}: pass the reader itself, e.g. evaluator=unified_reward.synthetic.oracle."
@@ -103,16 +113,16 @@ class VLMDPOModule(L.LightningModule):
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         if layout == "shared":
             attention_mask_for(self.model, torch.ones(1, 1, 1, 1, dtype=torch.bool))  # fail now, not at step 1
-        self.reference = build_reference(reference, self.model) if loss != "sft" else None
+        self.reference = build_reference(reference, self.model) if self.uses_reference else None
         self.collate = PolicyPairCollator(processor, layout=layout, max_length=max_length, pack_tokens=pack_tokens)
-        self._answers: dict[str, list[tuple[float, ...]]] = {"test": []}
+        self.answers = CollectedRows(width=2 * len(ANSWER_METRICS))  # test answers: after, then before
         self._sharded = False
         self._rope: tuple[nn.Module | None] | None = None
         self._answers_before: tuple[AdapterReference | FrozenCopyReference | None] | None = None
 
     @property
     def uses_reference(self) -> bool:
-        return self.hparams.loss != "sft"
+        return getattr(self.loss, "func", self.loss) is not sft_loss  # SFT reads the chosen answers only
 
     # ---- log-probabilities -----------------------------------------------------------------------------
 
@@ -164,18 +174,15 @@ class VLMDPOModule(L.LightningModule):
         size = len(batch["records"])
         metrics = {"logps/chosen": logps[:, 0].detach().mean(), "logps/rejected": logps[:, 1].detach().mean()}
         sft = sft_loss(logps[:, 0], lengths[:, 0])
-        if self.hparams.loss == "sft":
+        if not self.uses_reference:
             loss = sft
         else:
             reference = self.reference_logps(batch)
-            output = preference_loss(
+            output = self.loss(
                 logps[:, 0],
                 logps[:, 1],
                 reference[:, 0],
                 reference[:, 1],
-                beta=self.hparams.beta,
-                loss_type=self.hparams.loss,
-                label_smoothing=self.hparams.label_smoothing,
                 chosen_lengths=lengths[:, 0],
                 rejected_lengths=lengths[:, 1],
             )
@@ -207,13 +214,11 @@ class VLMDPOModule(L.LightningModule):
             self._score_answers(batch["questions"])
 
     def configure_optimizers(self):
-        return adamw_warmup_cosine(
+        return configure_optimization(
             vision_scaled_groups(self.model, self.hparams.vision_lr_scale),
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            total_steps=self.trainer.estimated_stepping_batches,
-            warmup_ratio=self.hparams.warmup_ratio,
-            min_lr_ratio=self.hparams.min_lr_ratio,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.trainer.estimated_stepping_batches,
         )
 
     # ---- precomputed reference -------------------------------------------------------------------------
@@ -296,29 +301,21 @@ class VLMDPOModule(L.LightningModule):
                 before = self._oracle_rows(model, records)
         else:
             before = [(np.nan,) * 4] * len(records)
-        self._answers["test"] += [a + b for a, b in zip(after, before, strict=True)]
+        self.answers.update([a + b for a, b in zip(after, before, strict=True)])
 
     def on_test_epoch_end(self) -> None:
-        rows, self._answers["test"] = self._answers["test"], []
-        rows = gather_rows(rows)
-        if not rows:
+        if self.evaluator is None:  # nothing was scored (alike on every rank)
             return
-        table = np.array(rows, dtype=float)
-        names = ANSWER_METRICS
-        metrics = {"test/answered": float(len(rows))}
-        for column, name in enumerate(names):
-            after, before = table[:, column], table[:, column + len(names)]
-            if not np.isnan(after).any():
-                metrics |= gain_metrics(f"test/{name}", after, None if np.isnan(before).any() else before)
-        self.log_dict(metrics, sync_dist=False)
+        rows = self.answers.gathered()  # every rank's
+        if len(rows):
+            metrics = {"test/answered": float(len(rows))} | after_before_metrics("test", ANSWER_METRICS, rows)
+            self.log_dict(metrics, sync_dist=False)
 
     # ---- export ----------------------------------------------------------------------------------------
 
-    def on_train_end(self) -> None:
-        if not self.hparams.export_dir:
-            return
-        full_state = full_state_dict_if_sharded(self.trainer, self.model)
+    def export(self, path: Path) -> None:
+        """The policy as a Hugging Face folder (called on every rank by callbacks.export)."""
+        full_state = full_state_dict_if_sharded(self.trainer, self.model)  # a collective under FSDP
         if self.trainer.is_global_zero:
-            path = Path(self.trainer.default_root_dir) / self.hparams.export_dir
             save_vlm(self.model, self.processor, path, full_state)
             log.info("policy exported to %s (model=<family> model.pretrained=%s loads it)", path, path)

@@ -6,7 +6,8 @@ the pixels show it) or, for a `hallucination` share of the questions, an answer 
 with a wrong value drawn uniformly. A policy SFT'd on it can see what is there but has learned to state something
 else part of the time, as real VLMs do; its sampled answers then vary in quality, and a judge that tells right
 from wrong has something to teach. A pair shard source (chosen = the target, rejected = an answer with every asked
-attribute wrong), the form `VLMDPOModule(loss=sft)` trains on; `meta["hallucinated"]` says which targets lie.
+attribute wrong), the form `VLMDPOModule` with `module/loss=sft` trains on; `meta["hallucinated"]` says which
+targets lie.
 
 `MismatchedMedia` is the generators' twin: each world caption with the render of what it says or, for a `mismatch`
 share, of a scene with one caption attribute changed. A generator trained on it (the plain diffusion loss on the
