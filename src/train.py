@@ -51,11 +51,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     check_compatibility(cfg.trainer, cfg.get("model"))
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.module)
+    # the module's own collator (its processor, layout and skip counters), handed over at construction
     collate = getattr(module, "collate", None)
-    if callable(collate):
-        datamodule.collate_fn = collate
+    datamodule = hydra.utils.instantiate(cfg.data, **({"collate_fn": collate} if callable(collate) else {}))
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=instantiate_all(cfg.get("logger")) or False,

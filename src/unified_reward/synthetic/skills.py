@@ -176,7 +176,7 @@ def tokens_per_image(processor, size: int = 64) -> int:
 
 class SkillDataModule(L.LightningDataModule):
     """Training reads `SkillStream` forever (train by `trainer.max_steps`); validation describes a fixed set of
-    held-out images and videos. `collate_fn` is the module's (`train.py` sets it)."""
+    held-out images and videos. `collate_fn` is the module's (`train.py` passes it)."""
 
     def __init__(
         self,
