@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from unified_reward.models.adapters import adapter_layers, adapters_disabled, has_adapter
+from unified_reward.strategies import gather_rows
 
 log = logging.getLogger(__name__)
 REFERENCES = ("adapter", "copy", "precomputed")
@@ -71,6 +72,21 @@ class PrecomputedReference:
     def model(self) -> Iterator[nn.Module]:
         raise RuntimeError("no reference model in memory (reference=precomputed keeps none)")
         yield  # pragma: no cover
+
+    @staticmethod
+    @torch.no_grad()
+    def table_of(model: nn.Module, batches: Iterable[dict[str, Any] | None], forward: Forward) -> dict:
+        """{record id: (chosen, rejected)} log-probs of `batches` (on the model's device) under `model`, the
+        initial policy, gathered from every rank."""
+        was_training = model.training
+        model.eval()
+        table: dict[str, tuple[float, float]] = {}
+        for batch in batches:
+            if batch is not None and batch["records"]:
+                values = forward(model, batch).tolist()
+                table.update({r.id: tuple(v) for r, v in zip(batch["records"], values, strict=True)})
+        model.train(was_training)
+        return dict(gather_rows(list(table.items())))
 
     def logps(self, batch: dict[str, Any], forward: Forward | None = None) -> torch.Tensor:
         missing = [r.id for r in batch["records"] if r.id not in self.table]

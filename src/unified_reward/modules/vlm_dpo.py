@@ -62,7 +62,7 @@ from unified_reward.modules.reference import (
     stored_or_computed,
     upgrade_copy_keys,
 )
-from unified_reward.strategies import full_state_dict_if_sharded, gather_rows, shard_for_strategy
+from unified_reward.strategies import full_state_dict_if_sharded, shard_for_strategy
 from unified_reward.text_generation import generate_texts
 
 log = logging.getLogger(__name__)
@@ -252,20 +252,10 @@ class VLMDPOModule(L.LightningModule):
 
         return stored_or_computed(self._reference_file(), fingerprint, compute, write=self.trainer.is_global_zero)
 
-    @torch.no_grad()
     def compute_reference_table(self, loader) -> dict[str, tuple[float, float]]:
         """{record id: (chosen, rejected)} log-probs under the current (initial) policy, from every rank."""
-        was_training = self.model.training
-        self.model.eval()
-        table: dict[str, tuple[float, float]] = {}
-        for batch in loader:
-            if batch is None or not batch["records"]:
-                continue
-            batch = self.transfer_batch_to_device(batch, self.device, 0)
-            logps = self.completion_logps(self.model, batch).tolist()
-            table.update({r.id: tuple(v) for r, v in zip(batch["records"], logps, strict=True)})
-        self.model.train(was_training)
-        return dict(gather_rows(list(table.items())))
+        batches = (self.transfer_batch_to_device(b, self.device, 0) for b in loader)
+        return PrecomputedReference.table_of(self.model, batches, self.completion_logps)
 
     # ---- answers scored by the oracle ------------------------------------------------------------------
 
