@@ -80,9 +80,12 @@ def _predict_stage(cfg: DictConfig, stage: str, kind: str, out: Path, extra: lis
     return {split: json.loads((folder / split / "summary.json").read_text())["totals"] for split in SPLITS}
 
 
-def require_pairs(totals: dict[str, dict]) -> None:
-    """DPO needs pairs in every split; a filter that kept none says why (its drop counts), not a data loader."""
-    empty = {split: t for split, t in totals.items() if not t.get("kept")}
+def require_pairs(totals: dict[str, dict], keep_questions: bool = False) -> None:
+    """DPO needs pairs to train on, and in every split unless the dropped sets were kept as ties
+    (`keep_questions`: held-out prompts the policy is still tested on); a filter that kept too few says why (its
+    drop counts), not a data loader."""
+    needed = ("train",) if keep_questions else tuple(totals)
+    empty = {split: t for split, t in totals.items() if split in needed and not t.get("kept")}
     if empty:
         raise SystemExit(f"the filter kept no pairs in {sorted(empty)}; its counts: {json.dumps(empty)}")
 
@@ -139,16 +142,15 @@ def run(cfg: DictConfig) -> dict:
                 f"candidates_per_prompt={cfg.candidates_per_prompt}",
             ],
         )
-    # every judge's DPO run is tested on all held-out questions, not only on the sets that judge kept
-    keep = [f"keep_questions={task.endswith('understanding')}"]
+    # every judge's DPO run is tested on all held-out questions or captions, not only on the sets that judge kept
     pairs = _predict_stage(
         cfg,
         "filter",
         "filter",
         out,
-        [f"candidates={folder}", f"judge={judge}", f"both_orders={cfg.both_orders}", *keep],
+        [f"candidates={folder}", f"judge={judge}", f"both_orders={cfg.both_orders}", "keep_questions=true"],
     )
-    require_pairs(pairs)
+    require_pairs(pairs, keep_questions=True)
     dpo = _train_stage(
         cfg,
         "dpo",

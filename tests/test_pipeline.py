@@ -107,6 +107,10 @@ def test_a_failing_stage_stops_the_pipeline_and_names_it(tmp_path):
 def test_a_split_without_kept_pairs_is_refused_with_the_filters_counts():
     with pytest.raises(SystemExit, match=r"kept no pairs in \['val'\].*chosen_not_better"):
         require_pairs({"train": {"kept": 3}, "val": {"kept": 0, "dropped/chosen_not_better": 8}, "test": {"kept": 1}})
+    # dropped sets kept as ties: held-out splits need no pair, training does
+    require_pairs({"train": {"kept": 3}, "val": {"kept": 0, "sets": 8}, "test": {"kept": 0}}, keep_questions=True)
+    with pytest.raises(SystemExit, match=r"kept no pairs in \['train'\]"):
+        require_pairs({"train": {"kept": 0, "dropped/all_pairs_tied": 9}, "val": {"kept": 2}}, keep_questions=True)
 
 
 def test_oracle_agreement_counts_only_pairs_the_oracle_tells_apart():

@@ -174,4 +174,31 @@ def test_collator_skips_and_counts_ties_and_point_records():
     assert batch["captions"] == ["a red circle"] and batch["chosen"].shape == (1, 3, 16, 16)
     assert batch["chosen"].min() >= -1 and batch["chosen"].max() <= 1
     assert batch["skipped"] == {"tie": 1, "not_a_pair": 1} == module.collate.skipped
-    assert module.collate([tie]) is None
+    assert batch["eval_captions"] == ["a red circle", "x"]  # a tie trains nothing but is still a test caption
+    only_tie = module.collate([tie])
+    assert only_tie["records"] == [] and "chosen" not in only_tie and only_tie["eval_captions"] == ["x"]
+    assert module.collate([point]) is None
+
+
+def test_test_captions_include_the_ties_a_judge_could_not_rank():
+    """With the filter's keep_questions, every held-out caption is sampled and scored, pair or tie, so every judge's
+    DPO run is measured on the same captions."""
+    scored: list[str] = []
+
+    def evaluator(caption, sample):
+        scored.append(caption)
+        return 3.0
+
+    module = _module(evaluator=evaluator)
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    records = [
+        PreferenceRecord(
+            id=i, task="image_generation", mode="pair", prompt=p, candidates=(image, image), label=label, source="t"
+        )
+        for i, p, label in (("a", "one red circle", "first"), ("b", "two blue squares", "tie"))
+    ]
+    module.test_step(module.collate(records), 0)
+    module.test_step(module.collate(records[1:]), 1)  # a batch of ties only
+    assert scored == ["one red circle", "two blue squares"] * 2 + ["two blue squares"] * 2  # after, then before
+    rows = module.scores.gathered()
+    assert rows.shape == (3, 2) and bool((rows == 3.0).all())

@@ -5,6 +5,10 @@ Records that are not strict preferences (ties, point records) carry no pair and 
 counted, never silently turned into one: each batch carries its own counts (`batch["skipped"]`,
 which survive dataloader worker processes), and the collator keeps a running total (`skipped`,
 in the process that runs it). A record of another task raises.
+
+`eval_captions` holds the caption of every pair record, ties included: a caption whose candidates a judge
+could not tell apart (the filter's `keep_questions`) trains nothing but is still a held-out prompt the
+generator is tested on, so every judge's DPO run is tested on the same captions.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ def media_to_tensor(media: Image.Image | VideoClip, size: int, num_frames: int |
 
 
 class GenerationPairCollator:
-    """`records -> {"captions", "chosen", "rejected", "records"}`; None when no record of the batch is a pair."""
+    """`records -> {"captions", "chosen", "rejected", "records", "eval_captions", "skipped"}` (no `chosen` /
+    `rejected` when the batch holds only ties); None when no record of the batch is a pair record."""
 
     def __init__(self, task: str, size: int, num_frames: int | None = None):
         self.task, self.size, self.num_frames = task, size, num_frames
@@ -52,12 +57,11 @@ class GenerationPairCollator:
                 continue
             pairs.append(record)
         self.skipped.update(skipped)
-        if not pairs:
+        eval_captions = [r.prompt for r in records if r.mode == "pair"]
+        if not eval_captions:
             return None
-        return {
-            "captions": [r.prompt for r in pairs],
-            "chosen": torch.stack([media_to_tensor(r.chosen, self.size, self.num_frames) for r in pairs]),
-            "rejected": torch.stack([media_to_tensor(r.rejected, self.size, self.num_frames) for r in pairs]),
-            "records": pairs,
-            "skipped": dict(skipped),
-        }
+        batch = {"captions": [r.prompt for r in pairs], "records": pairs, "eval_captions": eval_captions}
+        if pairs:
+            batch["chosen"] = torch.stack([media_to_tensor(r.chosen, self.size, self.num_frames) for r in pairs])
+            batch["rejected"] = torch.stack([media_to_tensor(r.rejected, self.size, self.num_frames) for r in pairs])
+        return batch | {"skipped": dict(skipped)}

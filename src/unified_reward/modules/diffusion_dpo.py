@@ -172,9 +172,11 @@ class DiffusionDPOModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int):
         if batch is None:
             return None
+        self.skipped_records.update(batch.get("skipped", {}))
+        if not batch["records"]:  # ties only: nothing to train on (counted)
+            return None
         metrics = self._step(batch)
         size = len(batch["captions"])
-        self.skipped_records.update(batch.get("skipped", {}))
         for reason, count in self.skipped_records.items():
             self.log(f"train/skipped/{reason}", float(count), batch_size=1)
         self.log("train/loss", metrics["loss"], prog_bar=True, batch_size=size)
@@ -211,14 +213,15 @@ class DiffusionDPOModule(L.LightningModule):
     def _evaluate(self, batch: dict[str, Any] | None, split: str, batch_idx: int) -> None:
         if batch is None:
             return
-        size = len(batch["captions"])
-        # fixed noise per batch, so validation losses of different steps are comparable
-        generator = torch.Generator().manual_seed(self.hparams.eval_seed + batch_idx)
-        metrics = self._step(batch, generator)
-        self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, batch_size=size, sync_dist=True)
+        if batch["records"]:
+            # fixed noise per batch, so validation losses of different steps are comparable
+            generator = torch.Generator().manual_seed(self.hparams.eval_seed + batch_idx)
+            metrics = self._step(batch, generator)
+            size = len(batch["captions"])
+            self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, batch_size=size, sync_dist=True)
         if self.evaluator is None or split != "test":
             return
-        captions = batch["captions"]
+        captions = batch["eval_captions"]  # ties too: every held-out caption, whichever pairs a judge kept
         seeds = [self.hparams.eval_seed + hash_caption(c) for c in captions]
         scores = [self.evaluator(c, s) for c, s in zip(captions, to_uint8(self.sample(captions, seeds)), strict=True)]
         if self.reference is not None:
