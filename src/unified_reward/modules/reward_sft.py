@@ -164,33 +164,17 @@ class RewardSFTModule(L.LightningModule):
         queries = [JudgeQuery.of(r) for r in records]
         with_text = split == "test" and self.hparams.test_generate
         judgments = self.judge.judge(queries, with_text=with_text)
+        rows = []
         for record, judgment in zip(records, judgments, strict=True):
             if judgment.probabilities:  # empty where the asked scale cannot be read in one pass (0-100)
-                self._update_one_forward(split, record, judgment)
+                rows.append(one_forward_row(record, judgment))
             if judgment.text is not None:
-                self._update_generated(split, record, judgment)
+                rows += generated_rows(record, judgment)
+        if rows:  # one update per batch
+            self.measured[split].update(rows)
         if batch_idx == 0 and self.hparams.logged_examples:
             count = self.hparams.logged_examples
             self._log_examples(split, records[:count], judgments[:count])
-
-    def _update_one_forward(self, split: str, record: PreferenceRecord, judgment) -> None:
-        reading = judgment.probabilities
-        if record.mode == "pair":
-            predicted = max(VERDICTS, key=lambda v: reading.get(v, 0.0))
-            self.measured[split].update([judge_row("acc", record.stream, float(predicted == record.label))])
-        else:  # compared on the label's scale (a template may ask on its own)
-            expected = rescale(judgment.expected_score, judgment.scale, record.scale)
-            self.measured[split].update([judge_row("point", record.stream, expected, record.label.score)])
-
-    def _update_generated(self, split: str, record: PreferenceRecord, judgment) -> None:
-        answer = judgment.parsed(record.mode)
-        rows = [judge_row("invalid", record.stream, float(answer is None))]
-        if answer is not None and record.mode == "pair":
-            rows.append(judge_row("gen_acc", record.stream, float(answer == record.label)))
-        elif answer is not None:
-            error = abs(rescale(answer, judgment.scale, record.scale) - record.label.score)
-            rows.append(judge_row("gen_mae", record.stream, error))
-        self.measured[split].update(rows)
 
     def _log_epoch(self, split: str) -> None:
         metrics = judge_metrics(self.measured[split].gathered(), split)  # every rank's rows
@@ -234,6 +218,28 @@ class RewardSFTModule(L.LightningModule):
         if self.trainer.is_global_zero:
             self.judge.save_pretrained(path, state_dict=full_state)
             log.info("judge exported to %s (load it with Judge.from_pretrained)", path)
+
+
+def one_forward_row(record: PreferenceRecord, judgment) -> tuple[float, ...]:
+    """A pair record: whether the most probable verdict is the label; a point record: the expected score, compared
+    on the label's scale (a template may ask on its own), and the label."""
+    if record.mode == "pair":
+        predicted = max(VERDICTS, key=lambda v: judgment.probabilities.get(v, 0.0))
+        return judge_row("acc", record.stream, float(predicted == record.label))
+    expected = rescale(judgment.expected_score, judgment.scale, record.scale)
+    return judge_row("point", record.stream, expected, record.label.score)
+
+
+def generated_rows(record: PreferenceRecord, judgment) -> list[tuple[float, ...]]:
+    """Of the judge's written answer: whether it was invalid, and if not, its verdict's accuracy or score's error."""
+    answer = judgment.parsed(record.mode)
+    rows = [judge_row("invalid", record.stream, float(answer is None))]
+    if answer is not None and record.mode == "pair":
+        rows.append(judge_row("gen_acc", record.stream, float(answer == record.label)))
+    elif answer is not None:
+        error = abs(rescale(answer, judgment.scale, record.scale) - record.label.score)
+        rows.append(judge_row("gen_mae", record.stream, error))
+    return rows
 
 
 def media_rows(media: list) -> np.ndarray:
