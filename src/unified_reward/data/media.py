@@ -93,7 +93,9 @@ def encode_video(frames: np.ndarray, fps: float = 8.0, crf: int = 18) -> Encoded
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        # x264's macroblock-tree rate control reads memory it never wrote: with it, the same frames encode to
+        # different bytes from run to run (tests/data/test_media.py shows it with MALLOC_PERTURB_).
+        stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

@@ -35,7 +35,7 @@ from unified_reward.synthetic.scene import (
 
 log = logging.getLogger(__name__)
 
-WORLD_VERSION = 5  # bump when generation changes, so caches of the old world are not reused
+WORLD_VERSION = 6  # bump when generation changes, so caches of the old world are not reused
 SOURCE = "synthetic"
 SPLITS = ("train", "val", "test")
 
