@@ -30,6 +30,7 @@ def test_table_and_plot_from_run_folders(tmp_path):
     assert table[("image_generation", "joint", "acc")] == pytest.approx([0.9, 0.7])
     assert table[("image_generation", "single", "acc")] == pytest.approx([0.8, 0.6])
     text = collect.markdown(table)
-    assert "| image_generation | 0.700 ± 0.100 (n=2) | 0.800 ± 0.100 (n=2) |" in text
+    # sample std of (0.8, 0.6): sqrt((0.1**2 + 0.1**2) / (2 - 1)) = 0.141
+    assert "| image_generation | 0.700 ± 0.141 (n=2) | 0.800 ± 0.141 (n=2) |" in text
     collect.plot(table, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000

@@ -33,8 +33,9 @@ def test_table_and_plot_from_pipeline_reports(tmp_path):
     assert table[("image_understanding", "single", "before")] == [0.5]
     assert ("image_understanding", "single", "gain") not in table
     text = collect.markdown(table)
-    assert "| image_understanding | joint | 0.500 ± 0.000 (n=2) | 0.500 ± 0.100 (n=2) | 0.000 ± 0.100 (n=2) |" in text
-    assert "| image_understanding | single | 0.500 ± 0.000 (n=1) | - | - | - |" in text
+    # sample std of (0.6, 0.4) and of (0.1, -0.1): sqrt(2 * 0.1**2 / (2 - 1)) = 0.141
+    assert "| image_understanding | joint | 0.500 ± 0.000 (n=2) | 0.500 ± 0.141 (n=2) | 0.000 ± 0.141 (n=2) |" in text
+    assert "| image_understanding | single | 0.500 (n=1) | - | - | - |" in text
     collect.plot(table, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
 
@@ -56,4 +57,4 @@ def test_sampled_scores_and_hallucination_columns_and_the_judge_order(tmp_path):
     assert "gain (4 sampled answers per question)" in text and "hallucinating, before" in text
     rows = [line for line in text.splitlines() if line.startswith("| image_understanding")]
     assert [row.split(" | ")[1] for row in rows] == ["random", "oracle"]  # the floor first, the ceiling last
-    assert "| 0.050 ± 0.000 (n=1) | 0.300 ± 0.000 (n=1) | 0.200 ± 0.000 (n=1) | 0.020 ± 0.000 (n=1) |" in rows[0]
+    assert "| 0.050 (n=1) | 0.300 (n=1) | 0.200 (n=1) | 0.020 (n=1) |" in rows[0]
