@@ -47,6 +47,13 @@ def test_video_round_trip_keeps_frames_and_timestamps():
     assert np.abs(clip.frames.astype(int) - video[[2, 6, 10, 14]].astype(int)).mean() < 4
 
 
+def test_lossless_video_decodes_to_exactly_its_frames():
+    noise = np.random.default_rng(0).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)  # the hardest case
+    for video in (moving_square(), noise):
+        clip = decode_video(encode_video(video, fps=8, lossless=True).data, VideoSampling(num_frames=len(video)))
+        np.testing.assert_array_equal(clip.frames, video)
+
+
 def test_decoding_is_the_same_each_time():
     data = encode_video(moving_square(), fps=8).data
     sampling = VideoSampling(num_frames=5)

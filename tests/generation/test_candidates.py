@@ -3,9 +3,15 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import torch
 import webdataset as wds
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from tests_support import ROOT
+from unified_reward.data.media import VideoSampling, decode_media, encode_video
+from unified_reward.data.schema import PreferenceRecord
 from unified_reward.data.shards import decode_candidate_set
 
 
@@ -79,6 +85,39 @@ def test_candidate_stage_samples_n_images_per_caption_with_distinct_seeds(tmp_pa
         assert candidate_set.task == "image_generation" and len(candidate_set.candidates) == 3
         assert len(set(candidate_set.meta["seeds"])) == 3 and len({c.data for c in candidate_set.candidates}) == 3
         assert all(1.0 <= x <= 5.0 for x in candidate_set.meta["oracle_scores"])
+
+
+def test_video_candidates_are_stored_as_sampled_so_the_oracle_reads_what_it_scored(tmp_path):
+    """The evaluator (the world's oracle in the stage) scores the sampled pixels; the stored candidate must decode to
+    exactly those: H.264 at crf 18 changed the oracle's reading of half of a trained tiny generator's videos."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "predict.yaml",
+            overrides=[
+                "stage=generator_candidates",
+                "model=t2v_animatediff_tiny",
+                "sample_steps=2",
+                "candidates_per_prompt=2",
+                "data.tasks=[video_generation]",
+            ],
+        )
+    scored = []
+    torch.manual_seed(0)
+    module = instantiate(cfg.module, evaluator=lambda caption, pixels: scored.append(pixels) or 1.0)
+    blank = encode_video(np.zeros((8, 32, 32, 3), np.uint8))
+    record = PreferenceRecord.preference_pair(
+        id="caption-0",
+        task="video_generation",
+        prompt="one red circle moving left",
+        chosen=blank,
+        rejected=blank,
+        source="test",
+    )
+    (outcome,) = module.predict_step([record], 0)
+    stored = outcome.record.candidates
+    assert len(stored) == len(scored) == 2
+    for video, pixels in zip(stored, scored, strict=True):
+        np.testing.assert_array_equal(decode_media(video, VideoSampling(num_frames=8)).frames, pixels)
 
 
 def test_candidate_stage_refuses_tasks_the_model_cannot_produce(tmp_path):

@@ -80,8 +80,9 @@ def decode_image(data: bytes) -> Image.Image:
         raise MediaDecodeError("corrupt_image", f"{type(error).__name__}: {error}") from error
 
 
-def encode_video(frames: np.ndarray, fps: float = 8.0, crf: int = 18) -> EncodedMedia:
-    """H.264 mp4 of uint8 frames (T, H, W, 3); H and W must be even (yuv420p)."""
+def encode_video(frames: np.ndarray, fps: float = 8.0, crf: int = 18, lossless: bool = False) -> EncodedMedia:
+    """H.264 mp4 of uint8 frames (T, H, W, 3); H and W must be even (yuv420p). `lossless`: RGB H.264 at
+    quantiser 0 (libx264rgb, ~4x the bytes), which decodes to exactly these frames."""
     import av
 
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -91,11 +92,13 @@ def encode_video(frames: np.ndarray, fps: float = 8.0, crf: int = 18) -> Encoded
         raise ValueError(f"H.264 needs even frame sizes, got {height}x{width}")
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(round(fps)))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "rgb24" if lossless else "yuv420p"
+        quality = {"qp": "0"} if lossless else {"crf": str(crf)}
         # x264's macroblock-tree rate control reads memory it never wrote: with it, the same frames encode to
         # different bytes from run to run (tests/data/test_media.py shows it with MALLOC_PERTURB_).
-        stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
+        stream.options = quality | {"preset": "veryfast", "x264-params": "mbtree=0"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
@@ -124,15 +127,17 @@ def decode_video(data: bytes, sampling: VideoSampling) -> VideoClip:
     return VideoClip(frames=np.ascontiguousarray(frames, dtype=np.uint8), timestamps=timestamps.astype(np.float64))
 
 
-def encode_media(media: EncodedMedia | Image.Image | VideoClip | np.ndarray) -> EncodedMedia:
+def encode_media(
+    media: EncodedMedia | Image.Image | VideoClip | np.ndarray, *, lossless_video: bool = False
+) -> EncodedMedia:
     """Media as shard bytes: stored media unchanged, images (PIL or uint8 (H, W, 3)) as PNG, videos (a clip or
-    uint8 (F, H, W, 3)) as MP4 of their frames."""
+    uint8 (F, H, W, 3)) as MP4 of their frames (`lossless_video`: exactly these frames, see `encode_video`)."""
     if isinstance(media, EncodedMedia):
         return media
     if isinstance(media, VideoClip):
-        return encode_video(media.frames)
+        return encode_video(media.frames, lossless=lossless_video)
     if isinstance(media, np.ndarray) and media.ndim == 4:
-        return encode_video(media)
+        return encode_video(media, lossless=lossless_video)
     if isinstance(media, Image.Image | np.ndarray):
         return encode_image(media)
     raise TypeError(f"cannot encode {type(media).__name__} as media")
