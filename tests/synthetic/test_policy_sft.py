@@ -1,5 +1,10 @@
+import json
+import subprocess
+import sys
+
 import pytest
 
+from tests_support import ROOT
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import ShardStream
 from unified_reward.synthetic.oracle import score_answer, score_generation
@@ -47,3 +52,29 @@ def test_the_mismatch_share_of_the_generator_pairs_is_the_knob(task, tmp_path):
             assert not any(score_generation(record.prompt, rejected).satisfied.values())
             mismatched += record.meta["mismatched"]
         assert mismatched == 0 if share == 0 else 10 <= mismatched <= 30  # 20 expected of 40 at 0.5
+
+
+@pytest.mark.slow
+def test_the_hallucination_knob_moves_the_trained_policys_measured_hallucination(tmp_path):
+    """The recipe's policy (experiment=vlm_policy_image, 600 steps) SFT'd with no lying targets and with only lying
+    ones: the share of its sampled test answers that state an asked attribute wrongly follows the knob."""
+    rates = {}
+    for share in (0.0, 1.0):
+        run = tmp_path / f"share{share}"
+        command = [
+            sys.executable,
+            str(ROOT / "src" / "train.py"),
+            "experiment=vlm_policy_image",
+            "data=hallucinating_answers",
+            f"data.source.hallucination={share}",
+            "data.source.records_per_stream={train: 1500, val: 32, test: 100}",
+            "module.eval_samples=4",
+            "trainer.val_check_interval=600",
+            f"paths.root_dir={tmp_path}",
+            f"hydra.run.dir={run}",
+            f"callbacks.export.dirname={run / 'export'}",
+        ]
+        finished = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        rates[share] = json.loads((run / "metrics.json").read_text())["metrics"]["test/hallucination_sampled"]
+    assert rates[1.0] > rates[0.0] + 0.15, rates
