@@ -19,9 +19,11 @@ for seed in $seeds; do
   common=(domain="$domain" deficit="$deficit" seed="$seed" "${extra[@]}")
   $python src/pipeline.py "${common[@]}" judge_kind=oracle hydra.run.dir="$base/oracle"
   shared=(policy="$base/oracle/policy/export" candidates="$base/oracle/candidates")
-  $python src/pipeline.py "${common[@]}" "${shared[@]}" judge_kind=random hydra.run.dir="$base/random"
-  $python src/pipeline.py "${common[@]}" "${shared[@]}" judge_kind=joint judge="$joint" hydra.run.dir="$base/joint"
+  # a judge run may stop on its own (a judge that calls every pair a tie leaves DPO nothing): the others still run
+  judged() { $python src/pipeline.py "${common[@]}" "${shared[@]}" "$@" || echo "bracket: seed $seed, $1 stopped" >&2; }
+  judged judge_kind=random hydra.run.dir="$base/random"
+  judged judge_kind=joint judge="$joint" hydra.run.dir="$base/joint"
   if [ -n "$single" ]; then
-    $python src/pipeline.py "${common[@]}" "${shared[@]}" judge_kind=single judge="$single" hydra.run.dir="$base/single"
+    judged judge_kind=single judge="$single" hydra.run.dir="$base/single"
   fi
 done
