@@ -14,13 +14,14 @@ extra=("${@:5}")
 deficit=${DEFICIT:-0.3}
 seeds=${SEEDS:-"1 2 3"}
 python=${PYTHON:-python}
+# a judge's run on the oracle run's policy and candidates; it may stop on its own (a judge that calls every pair a
+# tie leaves DPO nothing), and the other judges and seeds still run
+judged() { $python src/pipeline.py "${common[@]}" "${shared[@]}" "$@" || echo "bracket: seed $seed, $1 stopped" >&2; }
 for seed in $seeds; do
   base=$root/$domain/seed$seed
   common=(domain="$domain" deficit="$deficit" seed="$seed" "${extra[@]}")
   $python src/pipeline.py "${common[@]}" judge_kind=oracle hydra.run.dir="$base/oracle"
   shared=(policy="$base/oracle/policy/export" candidates="$base/oracle/candidates")
-  # a judge run may stop on its own (a judge that calls every pair a tie leaves DPO nothing): the others still run
-  judged() { $python src/pipeline.py "${common[@]}" "${shared[@]}" "$@" || echo "bracket: seed $seed, $1 stopped" >&2; }
   judged judge_kind=random hydra.run.dir="$base/random"
   judged judge_kind=joint judge="$joint" hydra.run.dir="$base/joint"
   if [ -n "$single" ]; then
