@@ -52,7 +52,8 @@ class CollectedRows(Metric):
 # ---- the judge: one row per measured value --------------------------------------------------------------
 
 STREAMS = tuple(stream_name(task, mode) for task in TASKS for mode in MODES)
-JUDGE_MEASURES = ("acc", "point", "invalid", "gen_acc", "gen_mae")  # point: (expected score, label)
+# point: (expected score, label); tie_recall: whether a pair labelled a tie was judged one
+JUDGE_MEASURES = ("acc", "point", "invalid", "gen_acc", "gen_mae", "tie_recall")
 
 
 def judge_row(measure: str, stream: str, value: float, target: float = float("nan")) -> tuple[float, ...]:
@@ -60,8 +61,9 @@ def judge_row(measure: str, stream: str, value: float, target: float = float("na
 
 
 def judge_metrics(rows: torch.Tensor, split: str) -> dict[str, float]:
-    """Per stream: `<split>/acc/<stream>` (and gen_acc, invalid, gen_mae: their means), `<split>/mae/<stream>` and
-    `<split>/spearman/<stream>` of the expected scores; `<split>/acc/mean` over the streams with pairs."""
+    """Per stream: `<split>/acc/<stream>` (and gen_acc, invalid, gen_mae, tie_recall: their means),
+    `<split>/mae/<stream>` and `<split>/spearman/<stream>` of the expected scores; `<split>/acc/mean` over the
+    streams with pairs."""
     rows = rows.double().cpu()
     metrics: dict[str, float] = {}
     for m, measure in enumerate(JUDGE_MEASURES):

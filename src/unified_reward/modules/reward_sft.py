@@ -167,7 +167,7 @@ class RewardSFTModule(L.LightningModule):
         rows = []
         for record, judgment in zip(records, judgments, strict=True):
             if judgment.probabilities:  # empty where the asked scale cannot be read in one pass (0-100)
-                rows.append(one_forward_row(record, judgment))
+                rows += one_forward_rows(record, judgment)
             if judgment.text is not None:
                 rows += generated_rows(record, judgment)
         if rows:  # one update per batch
@@ -220,14 +220,17 @@ class RewardSFTModule(L.LightningModule):
             log.info("judge exported to %s (load it with Judge.from_pretrained)", path)
 
 
-def one_forward_row(record: PreferenceRecord, judgment) -> tuple[float, ...]:
-    """A pair record: whether the most probable verdict is the label; a point record: the expected score, compared
-    on the label's scale (a template may ask on its own), and the label."""
+def one_forward_rows(record: PreferenceRecord, judgment) -> list[tuple[float, ...]]:
+    """A pair record: whether the most probable verdict is the label (and, for a tie, whether it was judged one); a
+    point record: the expected score, compared on the label's scale (a template may ask on its own), and the label."""
     if record.mode == "pair":
         predicted = max(VERDICTS, key=lambda v: judgment.probabilities.get(v, 0.0))
-        return judge_row("acc", record.stream, float(predicted == record.label))
+        rows = [judge_row("acc", record.stream, float(predicted == record.label))]
+        if record.label == "tie":
+            rows.append(judge_row("tie_recall", record.stream, float(predicted == "tie")))
+        return rows
     expected = rescale(judgment.expected_score, judgment.scale, record.scale)
-    return judge_row("point", record.stream, expected, record.label.score)
+    return [judge_row("point", record.stream, expected, record.label.score)]
 
 
 def generated_rows(record: PreferenceRecord, judgment) -> list[tuple[float, ...]]:
