@@ -4,10 +4,13 @@ import torch
 
 from unified_reward.data.schema import VideoClip
 from unified_reward.synthetic import oracle
-from unified_reward.synthetic.scene import values_of
+from unified_reward.synthetic.scene import read_attributes, values_of
 from unified_reward.synthetic.skills import (
+    MEDIA_SKILLS,
     PROBE_CLASSES,
+    SKILL_WEIGHTS,
     SKILLS,
+    TEXT_SKILLS,
     SkillCollator,
     SkillStream,
     held_out_examples,
@@ -30,7 +33,7 @@ def test_examples_teach_generic_skills_and_never_judging(skill, kind):
             assert not any(word in text for word in JUDGE_WORDS), text
         assert "better" not in text and "score" not in text
         media = example.media
-        assert len(media) == (2 if skill == "describe_two" else 1)
+        assert len(media) == (2 if skill == "describe_two" else 0 if skill in TEXT_SKILLS else 1)
         assert all(isinstance(m, VideoClip) for m in media) if kind == "video" else True
         if skill == "describe":
             # the answer states what the oracle reads from the pixels, and `check` agrees with itself
@@ -39,6 +42,47 @@ def test_examples_teach_generic_skills_and_never_judging(skill, kind):
             assert oracle.score_generation(example.answer.split(" shows ", 1)[1], media[0]).score == 5.0, seen
         if skill == "verify":
             assert example.answer in ("Yes.", "No.")
+
+
+def test_skill_weights_cover_every_skill():
+    assert len(SKILL_WEIGHTS) == len(SKILLS) == len(MEDIA_SKILLS) + len(TEXT_SKILLS)
+    assert sum(SKILL_WEIGHTS) == pytest.approx(1.0)
+
+
+def test_text_skills_state_what_their_texts_say():
+    """Each text skill's answer, recomputed from its question alone with the world's own reader."""
+    rng = np.random.default_rng(2)
+    names = {"count": "count", "colour": "color", "shape": "shape", "position": "position", "motion": "motion"}
+    for _ in range(40):
+        for kind in ("image", "video"):
+            extract = make_example(rng, "extract", kind)
+            text, asked = extract.question.removeprefix("Text: ").split("\nName its ")
+            stated = read_attributes(text, kind)
+            wanted = [names[a] for a in asked.rstrip(".").split(", ")]
+            expected = [{1: "one", 2: "two", 3: "three"}.get(stated[a], stated[a]) for a in wanted]
+            assert extract.answer == ", ".join(expected) + "."
+
+            words = make_example(rng, "compare_words", kind)
+            pairs = [p.split(" with ") for p in words.question.removeprefix("Compare ").rstrip(".").split(", ")]
+            assert words.answer == ", ".join(f"{a} is {b} {'yes' if a == b else 'no'}" for a, b in pairs) + "."
+
+            count = make_example(rng, "count_yes", kind)
+            said = count.question.removeprefix("Count the yes: ").rstrip(".").split(", ")
+            assert count.answer == f"{said.count('yes')}/{len(said)}."
+
+            texts = make_example(rng, "compare_texts", kind)
+            first, second, asked = texts.question.split("\n")
+            one = read_attributes(first.removeprefix("Text 1: "), kind)
+            two = read_attributes(second.removeprefix("Text 2: "), kind)
+            wanted = [names[a] for a in asked.removeprefix("Compare the ").split(" of text 1")[0].split(", ")]
+            hits = [one[a] == two[a] for a in wanted]
+            assert texts.answer.endswith(f" {sum(hits)}/{len(hits)}.")
+            assert [item.endswith(" yes") for item in texts.answer.rsplit(".", 2)[0].split(", ")] == hits
+
+            numbers = make_example(rng, "compare_numbers", kind)
+            a, b = (int(n) for n in numbers.question.removeprefix("Compare the numbers ").rstrip(".").split(" and "))
+            relation = "less than" if a < b else "more than" if a > b else "the same as"
+            assert numbers.answer == f"{a} is {relation} {b}."
 
 
 def test_verify_answers_are_balanced_and_true():

@@ -189,7 +189,7 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
         lines = record.rationale.split("\n")
         media = record.candidates if is_generation(task) else (record.context,)
         seen = [oracle.perceive(decode_media(m, sampling)) for m in media]
-        observations, checks = lines[: len(media)], lines[len(media) :]
+        observations, checks = lines[: len(media)], lines[len(media) : len(media) + len(record.candidates)]
         for line, perceived in zip(observations, seen, strict=True):
             stated = read_attributes(line.split(" shows ", 1)[1], kind)
             assert stated == {a: perceived[a] for a in stated} and len(stated) == 4, (line, perceived)
@@ -214,14 +214,23 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
             assert record.label == (
                 "tie" if tallies[0] == tallies[1] else "first" if tallies[0] > tallies[1] else "second"
             )
+            # the last line compares the two counts of agreeing values, as the verdict does
+            first, second = (_checked(line)[2] for line in checks)
+            relation = {"first": "more than", "second": "less than", "tie": "the same as"}[record.label]
+            assert lines[-1] == f"{first} is {relation} {second}." and len(lines) == len(media) + 3
         else:
-            assert record.label.score == pytest.approx(tallies[0])
+            assert record.label.score == pytest.approx(tallies[0]) and len(lines) == len(media) + 1
 
 
 # The texts, labels and metadata of record 0 of every stream (seed 0), by world version. A change to what the world
 # generates must bump WORLD_VERSION (or every cached world of the old version is silently reused) and add its digest.
 # 6: the same texts; the videos are encoded without macroblock-tree rate control (reproducible bytes).
-TEXT_DIGESTS = {5: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672", 6: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672"}
+# 7: a pair's rationale ends by comparing the two tallies (`3 is less than 4.`).
+TEXT_DIGESTS = {
+    5: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672",
+    6: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672",
+    7: "53874eeaa1e4c1902cdabec61a7dcc9d3191f132",
+}
 
 
 def test_a_change_to_the_generated_texts_bumps_the_world_version():

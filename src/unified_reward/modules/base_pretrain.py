@@ -80,6 +80,7 @@ class BasePretrainModule(L.LightningModule):
         vision_steps: int = 0,
         vision_weight: float = 1.0,
         eval_max_new_tokens: int = 24,
+        eval_skills: tuple[str, ...] = (),
     ):
         super().__init__()
         # the defaults of configs/module/base_pretrain.yaml, for modules built without Hydra
@@ -96,6 +97,8 @@ class BasePretrainModule(L.LightningModule):
         # per "<kind>/<attribute>" and "<kind>/exact": the share of held-out descriptions that state it right
         names = [f"{kind}/{name}" for kind, classes in probe_classes.items() for name in (*classes, "exact")]
         self.perception = nn.ModuleDict({name: MeanMetric() for name in names})
+        # per skill other than describing: the share of held-out examples answered exactly (`val/skill/<name>`)
+        self.skills = nn.ModuleDict({name: MeanMetric() for name in eval_skills})
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         # examples (frozen dataclasses with media) stay on the host; tensors, also those of the probes, move
@@ -164,18 +167,26 @@ class BasePretrainModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         examples = batch["examples"]
         for example, text in zip(examples, self.describe(examples), strict=True):
+            exact = float(text.strip() == example.answer)
+            if example.skill != "describe":
+                if example.skill not in self.skills:
+                    raise ValueError(f"held-out {example.skill!r} examples, but module.eval_skills lacks it")
+                self.skills[example.skill].update(exact)
+                continue
             for attribute, correct in example.check(text).items():
                 self.perception[f"{example.kind}/{attribute}"].update(float(correct))
-            self.perception[f"{example.kind}/exact"].update(float(text.strip() == example.answer))
+            self.perception[f"{example.kind}/exact"].update(exact)
 
     def on_validation_epoch_end(self) -> None:
         metrics = {}
-        for name, share in sorted(self.perception.items()):
-            value = float(share.compute())  # every rank's descriptions (a collective: every rank computes each)
-            share.reset()
-            if not math.isnan(value):  # NaN: no description of this kind anywhere
-                metrics[f"val/perception/{name}"] = value
-        attributes = [v for k, v in metrics.items() if not k.endswith("/exact")]
+        measured = [("perception", self.perception), ("skill", self.skills)]
+        for group, shares in measured:
+            for name, share in sorted(shares.items()):
+                value = float(share.compute())  # every rank's examples (a collective: every rank computes each)
+                share.reset()
+                if not math.isnan(value):  # NaN: no example of this kind anywhere
+                    metrics[f"val/{group}/{name}"] = value
+        attributes = [v for k, v in metrics.items() if k.startswith("val/perception/") and not k.endswith("/exact")]
         if attributes:
             metrics["val/perception/min"] = float(min(attributes))
         self.log_dict(metrics)
@@ -203,6 +214,9 @@ def model_card(model: nn.Module, path: Path, hparams: dict, steps: int, metrics:
     perception = "\n".join(
         f"| {k.removeprefix('val/perception/')} | {v:.3f} |" for k, v in sorted(metrics.items()) if "perception" in k
     )
+    skills = "\n".join(
+        f"| {k.removeprefix('val/skill/')} | {v:.3f} |" for k, v in sorted(metrics.items()) if "/skill/" in k
+    )
     losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("train/") and "loss" in k)
     settings = ", ".join(f"{k}={v}" for k, v in sorted(hparams.items()) if k != "probe_classes")
     return f"""---
@@ -213,15 +227,18 @@ tags: [qwen2_vl, tiny, synthetic, unified-reward]
 
 A tiny `Qwen2VLForConditionalGeneration` ({parameters / 1e6:.2f} M parameters, {size_mb:.1f} MB here) pretrained by
 this project's own recipe on generic vision-language skills of its synthetic world: describing one or two
-images or videos, answering questions about them, and yes/no verification of one attribute. Never on judge
-data (no verdicts, scores or comparisons of candidates): reward SFT (`experiment=reward_joint`) is what teaches
-judging. Load it like any hub model: `model=qwen2_vl_tiny_base` (or `from_pretrained` on this folder).
+images or videos, answering questions about them, yes/no verification of one attribute, and, on plain texts,
+the generic steps a reasoning judge's rationale is made of (copying stated values out of a sentence, telling
+whether two words are the same, counting the yes in a list, comparing two texts value by value, comparing two
+numbers). Never on judge data (no candidates, verdicts or scores): reward SFT (`experiment=reward_joint`) is
+what teaches judging. Load it like any hub model: `model=qwen2_vl_tiny_base` (or `from_pretrained` on this folder).
 
 - Command: `{" ".join(["python", *sys.argv])}`
 - Steps: {steps} ({hparams["vision_steps"]} of them training the vision tower alone, through attribute heads that
   are not exported); settings: {settings}
-- Data: fresh scenes every step (`unified_reward.synthetic.skills`), 64 px images and 8-frame videos, 16
-  visual tokens per image (112 x 112 after resizing), videos through mp4 as the world's shards hold them.
+- Data: fresh scenes and texts every step (`unified_reward.synthetic.skills`: skills and their weights), 64 px
+  images and 8-frame videos, 16 visual tokens per image (112 x 112 after resizing), videos through mp4 as the
+  world's shards hold them.
 - Final training losses: {losses}
 
 ## Measured perception
@@ -232,4 +249,12 @@ oracle's reader (`scene.read_attributes`) and compared with the scene (`exact`: 
 | media / attribute | accuracy |
 |---|---|
 {perception}
+
+## Measured text skills
+
+Greedy answers to held-out examples of each text skill, the share that equals the expected answer exactly:
+
+| skill | exact |
+|---|---|
+{skills}
 """

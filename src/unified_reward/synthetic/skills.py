@@ -9,6 +9,17 @@ reward SFT is what teaches judging. The skills:
 - `question`: a question of the world about some attributes -> the correct answer
 - `verify`: "Are the objects red?" -> "Yes." / "No."
 
+and, on plain texts (no media), the generic steps a reasoning judge's rationale is made of:
+
+- `extract` (copying stated values out of a sentence): "Text: There are two red circles. Name its count, colour."
+  -> "two, red."
+- `compare_words` (telling whether two words are the same): "Compare red with blue, circle with circle."
+  -> "red is blue no, circle is circle yes."
+- `count_yes` (counting the yes in a list): "Count the yes: yes, no, yes." -> "2/3."
+- `compare_texts` (reading two texts in one turn, value by value): "Text 1: ... Text 2: ... Compare the colour,
+  shape of text 1 with text 2." -> "red is blue no, circle is circle yes. 1/2."
+- `compare_numbers`: "Compare the numbers 3 and 4." -> "3 is less than 4."
+
 Media are fresh scenes rendered per example; videos go through the same mp4 encoding and decoding as
 the world's shards, so the base sees what the judge will see. Each example also names, per image, the
 class of every attribute, for the vision tower's auxiliary heads (`BasePretrainModule`).
@@ -38,10 +49,22 @@ from unified_reward.synthetic.scene import (
     read_attributes,
     values_of,
 )
-from unified_reward.synthetic.world import answer_text, questions_for
+from unified_reward.synthetic.world import (
+    IMAGE_CAPTIONS,
+    VIDEO_CAPTIONS,
+    answer_text,
+    checked,
+    comparison,
+    questions_for,
+    value_word,
+)
 
-SKILLS = ("describe", "describe_two", "question", "verify")
-SKILL_WEIGHTS = (0.4, 0.2, 0.2, 0.2)  # describing what is seen is what every later stage leans on most
+MEDIA_SKILLS = ("describe", "describe_two", "question", "verify")
+TEXT_SKILLS = ("extract", "compare_words", "count_yes", "compare_texts", "compare_numbers")
+SKILLS = MEDIA_SKILLS + TEXT_SKILLS
+# describing what is seen is what every later stage leans on most; the text skills are short and learned fast
+SKILL_WEIGHTS = (0.34, 0.17, 0.145, 0.145, 0.04, 0.04, 0.03, 0.06, 0.03)
+ATTRIBUTE_NAMES = {"count": "count", "color": "colour", "shape": "shape", "position": "position", "motion": "motion"}
 # the vision tower's auxiliary heads read these attributes of every image and video (`BasePretrainModule`)
 PROBE_CLASSES = {kind: {a: len(values_of(a)) for a in attributes_of(kind)} for kind in ("image", "video")}
 
@@ -50,8 +73,8 @@ PROBE_CLASSES = {kind: {a: len(values_of(a)) for a in attributes_of(kind)} for k
 class SkillExample:
     skill: str
     kind: str  # image or video
-    scenes: tuple[Scene, ...]
-    media: tuple[Any, ...]  # PIL images or decoded VideoClips, one per scene
+    scenes: tuple[Scene, ...]  # the scenes the media show (none for the text skills)
+    media: tuple[Any, ...]  # PIL images or decoded VideoClips, one per scene (none for the text skills)
     question: str
     answer: str
 
@@ -79,7 +102,75 @@ def _verify_question(attribute: str, value) -> str:
     return f"Do the objects move {value}?"
 
 
+def _sentence(scene: Scene, rng: np.random.Generator, *, full: bool = False) -> tuple[str, tuple[str, ...]]:
+    """A text about `scene` as the world writes them (a caption, a description, or an answer: `full` leaves answers
+    out) and the attributes it states, in the world's order."""
+    form = int(rng.integers(2 if full else 3))
+    if form == 0:
+        templates = IMAGE_CAPTIONS if scene.kind == "image" else VIDEO_CAPTIONS
+        return templates[int(rng.integers(len(templates)))].format(d=describe(scene)), scene.attributes
+    if form == 1:
+        return f"The {scene.kind} shows {describe(scene)}.", scene.attributes
+    options = questions_for(scene.kind)
+    asked = options[int(rng.integers(len(options)))][0]
+    return answer_text(scene, asked), tuple(a for a in scene.attributes if a in asked)
+
+
+def _some(attributes: tuple[str, ...], rng: np.random.Generator) -> tuple[str, ...]:
+    """A non-empty subset, in the given order."""
+    keep = rng.random(len(attributes)) < 0.6
+    keep[int(rng.integers(len(attributes)))] = True
+    return tuple(a for a, k in zip(attributes, keep, strict=True) if k)
+
+
+def _names(attributes: tuple[str, ...]) -> str:
+    return ", ".join(ATTRIBUTE_NAMES[a] for a in attributes)
+
+
+def _other_scene(scene: Scene, rng: np.random.Generator) -> Scene:
+    """`scene` with each attribute changed with probability 1/2 (so agreeing and disagreeing values are balanced)."""
+    changed = tuple(a for a in scene.attributes if rng.random() < 0.5)
+    return scene.with_changes(changed, rng)
+
+
+def make_text_example(rng: np.random.Generator, skill: str, kind: str) -> SkillExample:
+    """One example of a text skill (module docstring); `kind` picks the world's image or video attributes."""
+    scene = random_scene(kind, rng)
+    if skill == "extract":
+        text, stated = _sentence(scene, rng)
+        asked = _some(stated, rng)
+        question = f"Text: {text}\nName its {_names(asked)}."
+        answer = ", ".join(value_word(scene, a) for a in asked) + "."
+    elif skill == "compare_words":
+        asked = _some(scene.attributes, rng)
+        other = _other_scene(scene, rng)
+        pairs = [(value_word(scene, a), value_word(other, a)) for a in asked]
+        question = "Compare " + ", ".join(f"{a} with {b}" for a, b in pairs) + "."
+        answer = ", ".join(f"{a} is {b} {'yes' if a == b else 'no'}" for a, b in pairs) + "."
+    elif skill == "count_yes":
+        said = ["yes" if rng.random() < 0.5 else "no" for _ in range(int(rng.integers(1, 5)))]
+        question = f"Count the yes: {', '.join(said)}."
+        answer = f"{said.count('yes')}/{len(said)}."
+    elif skill == "compare_texts":
+        other = _other_scene(scene, rng)
+        first, stated = _sentence(scene, rng)
+        second, _ = _sentence(other, rng, full=True)
+        asked = stated if rng.random() < 0.7 else _some(stated, rng)
+        question = f"Text 1: {first}\nText 2: {second}\nCompare the {_names(asked)} of text 1 with text 2."
+        answer = checked(scene, other, asked)[0]
+    elif skill == "compare_numbers":
+        most = int(rng.integers(1, 5))
+        a = int(rng.integers(most + 1))
+        b = a if rng.random() < 1 / 3 else int(rng.integers(most + 1))
+        question, answer = f"Compare the numbers {a} and {b}.", comparison(a, b)
+    else:
+        raise ValueError(f"unknown text skill {skill!r}; text skills are {TEXT_SKILLS}")
+    return SkillExample(skill, kind, (), (), question, answer)
+
+
 def make_example(rng: np.random.Generator, skill: str, kind: str, *, size: int = 64, frames: int = 8) -> SkillExample:
+    if skill in TEXT_SKILLS:
+        return make_text_example(rng, skill, kind)
     count = 2 if skill == "describe_two" else 1
     scenes = tuple(random_scene(kind, rng) for _ in range(count))
     media = tuple(_render(s, rng, size, frames) for s in scenes)
@@ -129,14 +220,21 @@ class SkillStream(IterableDataset):
             yield make_example(rng, skill, kind, size=self.size, frames=self.frames)
 
 
-def held_out_examples(seed: int, per_kind: int, *, size: int = 64, frames: int = 8) -> list[SkillExample]:
-    """A fixed evaluation set: `per_kind` descriptions of images and of videos, from scenes of their own seed."""
+def held_out_examples(
+    seed: int, per_kind: int, *, per_text_skill: int = 0, size: int = 64, frames: int = 8
+) -> list[SkillExample]:
+    """A fixed evaluation set: `per_kind` descriptions of images and of videos, from scenes of their own seed, and
+    `per_text_skill` examples of each text skill (half about images, half about videos)."""
     rng = np.random.default_rng([seed, 10_007])
-    return [
+    described = [
         make_example(rng, "describe", kind, size=size, frames=frames)
         for kind in ("image", "video")
         for _ in range(per_kind)
     ]
+    texts = [
+        make_text_example(rng, skill, ("image", "video")[i % 2]) for skill in TEXT_SKILLS for i in range(per_text_skill)
+    ]
+    return described + texts
 
 
 class SkillCollator:
@@ -176,7 +274,8 @@ def tokens_per_image(processor, size: int = 64) -> int:
 
 class SkillDataModule(L.LightningDataModule):
     """Training reads `SkillStream` forever (train by `trainer.max_steps`); validation describes a fixed set of
-    held-out images and videos. `collate_fn` is the module's (`train.py` passes it)."""
+    held-out images and videos and answers held-out examples of each text skill. `collate_fn` is the module's
+    (`train.py` passes it)."""
 
     def __init__(
         self,
@@ -187,12 +286,14 @@ class SkillDataModule(L.LightningDataModule):
         batch_size: int = 16,
         eval_batch_size: int = 32,
         eval_per_kind: int = 64,
+        eval_per_text_skill: int = 0,
         num_workers: int = 0,
         collate_fn=None,
     ):
         super().__init__()
         self.seed, self.image_size, self.num_frames = seed, image_size, num_frames
         self.batch_size, self.eval_batch_size, self.eval_per_kind = batch_size, eval_batch_size, eval_per_kind
+        self.eval_per_text_skill = eval_per_text_skill
         self.num_workers = num_workers
         self.collate_fn = collate_fn
 
@@ -208,5 +309,11 @@ class SkillDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        examples = held_out_examples(self.seed, self.eval_per_kind, size=self.image_size, frames=self.num_frames)
+        examples = held_out_examples(
+            self.seed,
+            self.eval_per_kind,
+            per_text_skill=self.eval_per_text_skill,
+            size=self.image_size,
+            frames=self.num_frames,
+        )
         return DataLoader(examples, batch_size=self.eval_batch_size, collate_fn=self.collate_fn)

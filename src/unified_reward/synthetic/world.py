@@ -35,7 +35,7 @@ from unified_reward.synthetic.scene import (
 
 log = logging.getLogger(__name__)
 
-WORLD_VERSION = 6  # bump when generation changes, so caches of the old world are not reused
+WORLD_VERSION = 7  # bump when generation changes, so caches of the old world are not reused
 SOURCE = "synthetic"
 SPLITS = ("train", "val", "test")
 
@@ -172,32 +172,42 @@ def value_word(scene: Scene, attribute: str) -> str:
     return COUNT_WORDS[value] if attribute == "count" else str(value)
 
 
-def _checks(label: str, stated: Scene, truth: Scene, attributes: tuple[str, ...]) -> str:
-    """`Answer 1: red is yellow no, circle is circle yes. 1/2.`: per judged attribute, the candidate's value, the
-    true value next to it (copied from the caption or from what the media show), whether they agree; then the
-    tally. Writing both values side by side turns each check into comparing two neighbouring words."""
+def checked(stated: Scene, truth: Scene, attributes: tuple[str, ...]) -> tuple[str, int]:
+    """`red is yellow no, circle is circle yes. 1/2.` and its tally: per attribute, the stated value, the true value
+    next to it, whether they agree; then how many agree. Writing both values side by side turns each check into
+    comparing two neighbouring words. (The base learns this on plain texts: `skills.compare_texts`.)"""
     hits = [stated.value(a) == truth.value(a) for a in attributes]
     items = ", ".join(
         f"{value_word(stated, a)} is {value_word(truth, a)} {'yes' if hit else 'no'}"
         for a, hit in zip(attributes, hits, strict=True)
     )
-    return f"{label}: {items}. {sum(hits)}/{len(attributes)}."
+    return f"{items}. {sum(hits)}/{len(attributes)}.", sum(hits)
+
+
+def comparison(first: int, second: int) -> str:
+    """`3 is less than 4.`, `4 is more than 3.`, `3 is the same as 3.`: two tallies side by side and how they relate,
+    the step from which a pair's verdict follows (the base learns it on plain numbers: `skills.compare_numbers`)."""
+    relation = "less than" if first < second else "more than" if first > second else "the same as"
+    return f"{first} is {relation} {second}."
 
 
 def reasoning(plan: RecordPlan) -> str:
-    """The judge's reasoning before its verdict, one short step per line: what each image or video shows, then
-    each judged attribute of each candidate checked against the caption (generation) or against what the image
-    or video shows (understanding), with the tally. The verdict follows from the tallies; the collator appends it
-    in the official form (`Image 1 is better.`, `Final Score: 4`) when `module.train_rationale=true`.
+    """The judge's reasoning before its verdict, one short step per line: what each image or video shows; each
+    judged attribute of each candidate checked against the caption (generation) or against what the image or video
+    shows (understanding), with the tally; for a pair, the two tallies compared. The verdict follows from that
+    comparison; the collator appends it in the official form (`Image 1 is better.`, `Final Score: 4`) when
+    `module.train_rationale=true`.
 
         Image 1 shows two red squares on the left.
         Image 2 shows two red circles on the left.
         Image 1: two is two yes, red is red yes, square is circle no, left is left yes. 3/4.
         Image 2: two is two yes, red is red yes, circle is circle yes, left is left yes. 4/4.
+        3 is less than 4.
 
         The image shows two red circles on the left.
         Answer 1: blue is red no, circle is circle yes. 1/2.
         Answer 2: red is red yes, circle is circle yes. 2/2.
+        1 is less than 2.
     """
     kind = plan.scene.kind
     pair = len(plan.variants) == 2
@@ -210,8 +220,11 @@ def reasoning(plan: RecordPlan) -> str:
     else:
         names = ["Answer 1", "Answer 2"] if pair else ["Answer"]
         seen = [f"The {kind} shows {describe(plan.scene)}."]
-    checks = [_checks(name, v, plan.scene, plan.attributes) for name, v in zip(names, plan.variants, strict=True)]
-    return "\n".join(seen + checks)
+    checks = [checked(v, plan.scene, plan.attributes) for v in plan.variants]
+    lines = seen + [f"{name}: {text}" for name, (text, _) in zip(names, checks, strict=True)]
+    if pair:
+        lines.append(comparison(checks[0][1], checks[1][1]))
+    return "\n".join(lines)
 
 
 def make_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> PreferenceRecord:
