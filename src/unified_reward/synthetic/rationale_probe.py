@@ -64,7 +64,7 @@ def role_spans(answer: str) -> list[tuple[int, int, str]]:
             spans.append((offset + checks.start(2), offset + checks.end(2), "tally"))
         elif line:
             spans += [
-                (offset + m.start(), offset + m.end(), "compare") for m in re.finditer(r"\d|less|more|equal", line)
+                (offset + m.start(), offset + m.end(), "compare") for m in re.finditer(r"\d|less|more|same", line)
             ]
         offset += len(line) + 1
     return spans
