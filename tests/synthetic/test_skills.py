@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from unified_reward.data.schema import VideoClip
 from unified_reward.synthetic import oracle
@@ -13,6 +14,7 @@ from unified_reward.synthetic.skills import (
     TEXT_SKILLS,
     SkillCollator,
     SkillStream,
+    TextLead,
     held_out_examples,
     make_example,
     tokens_per_image,
@@ -112,13 +114,13 @@ def test_check_reads_each_attribute_of_a_description():
 def test_stream_is_seeded_and_collates_with_probe_targets():
     from unified_reward.models.processor import build_processor
 
-    first = [e.answer for e, _ in zip(SkillStream(3), range(12), strict=False)]
-    again = [e.answer for e, _ in zip(SkillStream(3), range(12), strict=False)]
-    other = [e.answer for e, _ in zip(SkillStream(4), range(12), strict=False)]
-    assert first == again and first != other
+    first = [e.answer for e in next(iter(SkillStream(3, batch_size=12)))]
+    again = [e.answer for e in next(iter(SkillStream(3, batch_size=12)))]
+    other = [e.answer for e in next(iter(SkillStream(4, batch_size=12)))]
+    assert len(first) == 12 and first == again and first != other
     processor = build_processor("qwen2_vl", min_pixels=12544, max_pixels=12544, tiny_vocabulary=world_vocabulary())
     assert tokens_per_image(processor) == 16
-    examples = [e for e, _ in zip(SkillStream(0), range(16), strict=False)]
+    examples = next(iter(SkillStream(0, batch_size=16)))
     batch = SkillCollator(processor)(examples)
     for kind, tokens in (("image", 16), ("video", 64)):
         scenes = [s for e in examples if e.kind == kind for s in e.scenes]
@@ -130,3 +132,21 @@ def test_stream_is_seeded_and_collates_with_probe_targets():
             assert torch.equal(probe["targets"][name], expected)
     answered = (batch["labels"] != -100).sum(1)
     assert bool((answered > 0).all())
+
+
+def test_text_lead_adds_text_examples_to_the_first_steps_counted_across_workers():
+    from unified_reward.models.processor import build_processor
+
+    lead = TextLead(steps=5, batch_size=6, words_steps=2)
+    loader = DataLoader(SkillStream(0, batch_size=4, lead=lead), batch_size=None, num_workers=2)
+    batches = [b for b, _ in zip(loader, range(8), strict=False)]  # steps 0..7, the two workers in turn
+    assert [len(b) for b in batches] == [10] * 5 + [4] * 3
+    for step, batch in enumerate(batches[:5]):
+        extra = [e.skill for e in batch[4:]]
+        assert all(s == "compare_words" for s in extra) if step < 2 else all(s in TEXT_SKILLS for s in extra)
+    assert any(s != "compare_words" for b in batches[2:5] for s in (e.skill for e in b[4:]))
+    processor = build_processor("qwen2_vl", min_pixels=12544, max_pixels=12544, tiny_vocabulary=world_vocabulary())
+    batch = SkillCollator(processor)(batches[0])
+    texts = [e for e in batches[0] if e.skill in TEXT_SKILLS]
+    assert batch["text"]["input_ids"].shape[0] == len(texts) >= 6
+    assert "pixel_values" not in batch["text"]  # the language model alone, no media

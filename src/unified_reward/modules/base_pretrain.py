@@ -4,10 +4,11 @@ the way a real judge's base was pretrained before reward SFT, and exports it as 
 Loss: next-token cross-entropy on the answer tokens, plus an auxiliary loss of small heads that read each
 image's attribute classes from the vision tower's tokens (the tower learns to see far faster that way than
 through the language model's loss alone; experiments/judge_learnability). For the first `vision_steps`
-steps only the heads' loss trains (the tower learns to see before the language model learns to talk about
-it); the heads are not exported. Validation greedily describes held-out images and videos and reports, per
-media kind and attribute, how often the description states the true value (`val/perception/image/color`),
-using each example's own `check`.
+steps only the heads' loss trains the tower (it learns to see before the language model learns to talk about
+it), and the language model learns only the batch's text skills (`skills.TextLead`: plain texts, the steps
+of a judge's rationale); the heads are not exported. Validation greedily describes held-out images and videos
+and reports, per media kind and attribute, how often the description states the true value
+(`val/perception/image/color`), using each example's own `check`.
 """
 
 from __future__ import annotations
@@ -138,8 +139,10 @@ class BasePretrainModule(L.LightningModule):
         if vision is not None:
             self.log("train/vision_loss", vision, batch_size=len(batch["examples"]))
             loss = loss + self.hparams.vision_weight * vision
-        if self.global_step >= self.hparams.vision_steps:
-            inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+        # while the tower learns alone, the language model learns the text skills (the data's text lead)
+        chat_batch = batch if self.global_step >= self.hparams.vision_steps else batch.get("text")
+        if chat_batch is not None:
+            inputs = {k: chat_batch[k] for k in MODEL_INPUTS if k in chat_batch}
             chat = self.model(**inputs, use_cache=False).loss
             self.log("train/chat_loss", chat, prog_bar=True, batch_size=len(batch["examples"]))
             loss = loss + chat
@@ -235,7 +238,8 @@ what teaches judging. Load it like any hub model: `model=qwen2_vl_tiny_base` (or
 
 - Command: `{" ".join(["python", *sys.argv])}`
 - Steps: {steps} ({hparams["vision_steps"]} of them training the vision tower alone, through attribute heads that
-  are not exported); settings: {settings}
+  are not exported, while the language model learns only the text skills: the data's text lead,
+  `skills.TextLead`); settings: {settings}
 - Data: fresh scenes and texts every step (`unified_reward.synthetic.skills`: skills and their weights), 64 px
   images and 8-frame videos, 16 visual tokens per image (112 x 112 after resizing), videos through mp4 as the
   world's shards hold them.
