@@ -248,3 +248,24 @@ def test_a_change_to_the_generated_texts_bumps_the_world_version():
         f"the world's texts changed: bump WORLD_VERSION (now {WORLD_VERSION}) and record the new digest "
         f"{digest.hexdigest()} in TEXT_DIGESTS"
     )
+
+
+def test_the_main_jobs_generation_budget_holds_the_longest_answer(tmp_path):
+    """A reasoning judge that runs out of tokens before its verdict gives an invalid answer: the main job's
+    budget must hold the world's longest rationale, the longest verdict line and the end-of-turn token."""
+    from transformers import AutoTokenizer
+
+    from tests_support import ROOT, compose_config
+    from unified_reward.synthetic.world import reasoning
+
+    budget = compose_config(tmp_path, "experiment=reward_joint").module.generate_max_new_tokens
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "checkpoints" / "tiny_qwen2_vl_base")
+    longest = 0
+    for seed in (0, 1):
+        for task in TASKS:
+            tie = f"Both {'videos' if task.startswith('video') else 'images'} are equally good."
+            for index in range(150):
+                answer = f"{reasoning(plan_record(WorldConfig(seed=seed), 'train', task, 'pair', index))}\n{tie}"
+                longest = max(longest, len(tokenizer(answer)["input_ids"]) + 1)
+    assert longest > 80  # the measurement reads real rationales
+    assert longest <= budget, f"the longest answer takes {longest} tokens, the main job generates {budget}"
