@@ -12,7 +12,7 @@ def _run(folder, world, seed, pair, spearman, invalid=0.0, seconds=600.0):
     config = {"seed": seed, "data": {"source": {"seed": world}}}
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     metrics = {}
-    for task, accuracy, rho in zip(TASKS, pair, spearman):
+    for task, accuracy, rho in zip(TASKS, pair, spearman, strict=True):
         metrics[f"test/acc/{task}_pair"] = accuracy
         metrics[f"test/spearman/{task}_point"] = rho
         metrics[f"test/invalid/{task}_pair"] = invalid
