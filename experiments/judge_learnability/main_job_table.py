@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
+from unified_reward.data.schema import TASKS, is_generation
 from unified_reward.reporting import mean_spread
 
-TASKS = ("image_generation", "image_understanding", "video_generation", "video_understanding")
 MEAN_TARGET, TASK_TARGET, SPEARMAN_TARGET = 0.95, 0.92, 0.85
 
 
@@ -31,20 +31,22 @@ def load_run(folder: Path) -> dict:
     status_path = folder / "status.json"
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
     invalid = [value for name, value in metrics.items() if name.startswith("test/invalid/")]
+    accuracies = [metrics[f"test/acc/{task}_pair"] for task in TASKS]
     return {
         "world": config["data"]["source"]["seed"],
         "seed": config["seed"],
-        "acc": [metrics[f"test/acc/{task}_pair"] for task in TASKS],
+        "acc": accuracies,
+        "mean": sum(accuracies) / len(TASKS),
         "spearman": [metrics[f"test/spearman/{task}_point"] for task in TASKS],
         "invalid": max(invalid) if invalid else float("nan"),
-        "tie_recall": [metrics.get(f"test/tie_recall/{task}_pair", float("nan")) for task in TASKS[::2]],
+        "tie_recall": [metrics.get(f"test/tie_recall/{t}_pair", float("nan")) for t in TASKS if is_generation(t)],
         "minutes": status.get("seconds", float("nan")) / 60,
     }
 
 
 def meets(run: dict) -> dict[str, bool]:
     return {
-        "mean": sum(run["acc"]) / len(TASKS) >= MEAN_TARGET,
+        "mean": run["mean"] >= MEAN_TARGET,
         "task": min(run["acc"]) >= TASK_TARGET,
         "spearman": min(run["spearman"]) >= SPEARMAN_TARGET,
         "invalid": run["invalid"] == 0,
@@ -62,14 +64,14 @@ def markdown(runs: list[dict]) -> str:
         spearmans = " / ".join(f"{s:.3f}" for s in run["spearman"])
         ties = " / ".join(f"{t:.2f}" for t in run["tie_recall"])
         lines.append(
-            f"| {run['world']} | {run['seed']} | {accuracies} | {sum(run['acc']) / len(TASKS):.3f} | {spearmans} | "
+            f"| {run['world']} | {run['seed']} | {accuracies} | {run['mean']:.3f} | {spearmans} | "
             f"{run['invalid']:.3f} | {ties} | {run['minutes']:.1f} | {'yes' if all(meets(run).values()) else 'no'} |"
         )
     groups = {f"world {w}": [r for r in runs if r["world"] == w] for w in sorted({r["world"] for r in runs})}
     groups["all"] = runs
     for name, group in groups.items():
         per_task = " / ".join(mean_spread([r["acc"][i] for r in group]) for i in range(len(TASKS)))
-        means = mean_spread([sum(r["acc"]) / len(TASKS) for r in group])
+        means = mean_spread([r["mean"] for r in group])
         spearmans = " / ".join(mean_spread([r["spearman"][i] for r in group]) for i in range(len(TASKS)))
         lines.append(f"| {name} ({len(group)} runs) | | {per_task} | {means} | {spearmans} | | | | |")
     counts = {key: sum(meets(run)[key] for run in runs) for key in ("mean", "task", "spearman", "invalid")}

@@ -3,8 +3,7 @@ import json
 import yaml
 
 from tests_support import load_script
-
-TASKS = ("image_generation", "image_understanding", "video_generation", "video_understanding")
+from unified_reward.data.schema import TASKS
 
 
 def _run(folder, world, seed, pair, spearman, invalid=0.0, seconds=600.0):

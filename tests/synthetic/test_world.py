@@ -256,6 +256,8 @@ def test_the_main_jobs_generation_budget_holds_the_longest_answer(tmp_path):
     from transformers import AutoTokenizer
 
     from tests_support import ROOT, compose_config
+    from unified_reward.data.schema import media_kind_of
+    from unified_reward.prompts.templates import pair_answer_wordings
     from unified_reward.synthetic.world import reasoning
 
     budget = compose_config(tmp_path, "experiment=reward_joint").module.generate_max_new_tokens
@@ -263,9 +265,9 @@ def test_the_main_jobs_generation_budget_holds_the_longest_answer(tmp_path):
     longest = 0
     for seed in (0, 1):
         for task in TASKS:
-            tie = f"Both {'videos' if task.startswith('video') else 'images'} are equally good."
+            verdict = max(pair_answer_wordings(media_kind_of(task)).values(), key=len)
             for index in range(150):
-                answer = f"{reasoning(plan_record(WorldConfig(seed=seed), 'train', task, 'pair', index))}\n{tie}"
+                answer = f"{reasoning(plan_record(WorldConfig(seed=seed), 'train', task, 'pair', index))}\n{verdict}"
                 longest = max(longest, len(tokenizer(answer)["input_ids"]) + 1)
     assert longest > 80  # the measurement reads real rationales
     assert longest <= budget, f"the longest answer takes {longest} tokens, the main job generates {budget}"

@@ -65,6 +65,8 @@ TEXT_SKILLS = ("extract", "compare_words", "count_yes", "compare_texts", "compar
 SKILLS = MEDIA_SKILLS + TEXT_SKILLS
 # describing what is seen is what every later stage leans on most; the text skills are short and learned fast
 SKILL_WEIGHTS = (0.34, 0.17, 0.145, 0.145, 0.04, 0.04, 0.03, 0.06, 0.03)
+_TEXT_WEIGHTS = np.array([w for s, w in zip(SKILLS, SKILL_WEIGHTS, strict=True) if s in TEXT_SKILLS])
+TEXT_SKILL_WEIGHTS = _TEXT_WEIGHTS / _TEXT_WEIGHTS.sum()  # the text skills' shares among themselves
 ATTRIBUTE_NAMES = {"count": "count", "color": "colour", "shape": "shape", "position": "position", "motion": "motion"}
 # the vision tower's auxiliary heads read these attributes of every image and video (`BasePretrainModule`)
 PROBE_CLASSES = {kind: {a: len(values_of(a)) for a in attributes_of(kind)} for kind in ("image", "video")}
@@ -220,8 +222,7 @@ class TextLead:
     def skill(self, step: int, rng: np.random.Generator) -> str:
         if step < self.words_steps:
             return "compare_words"
-        weights = np.array([w for s, w in zip(SKILLS, SKILL_WEIGHTS, strict=True) if s in TEXT_SKILLS])
-        return TEXT_SKILLS[int(rng.choice(len(TEXT_SKILLS), p=weights / weights.sum()))]
+        return TEXT_SKILLS[int(rng.choice(len(TEXT_SKILLS), p=TEXT_SKILL_WEIGHTS))]
 
 
 class SkillStream(IterableDataset):
