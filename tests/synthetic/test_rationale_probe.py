@@ -6,6 +6,7 @@ from unified_reward.synthetic.vocabulary import world_vocabulary
 from unified_reward.synthetic.world import WorldConfig, make_record
 
 ANSWER = (
+    "The caption asks for two red circles on the left.\n"
     "Image 1 shows two red squares on the left.\n"
     "Image 2 shows two red circles on the left.\n"
     "Image 1: two is two yes, red is red yes, square is circle no, left is left yes. 3/4.\n"
@@ -21,6 +22,7 @@ def _roles(answer: str) -> list[tuple[str, str]]:
 
 def test_each_step_of_a_pair_rationale_has_its_role():
     roles = _roles(ANSWER)
+    assert [w for w, r in roles if r == "asked"] == ["two", "red", "circles", "left"]
     assert [w for w, r in roles if r == "seen"] == ["two", "red", "squares", "left", "two", "red", "circles", "left"]
     assert [w for w, r in roles if r == "cand"][:4] == ["two", "red", "square", "left"]
     assert [w for w, r in roles if r == "true"][:4] == ["two", "red", "circle", "left"]

@@ -189,6 +189,11 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
         lines = record.rationale.split("\n")
         media = record.candidates if is_generation(task) else (record.context,)
         seen = [oracle.perceive(decode_media(m, sampling)) for m in media]
+        if is_generation(task):  # the caption restated first: the values every check's true value is copied from
+            restated = lines[0].removeprefix("The caption asks for ").removesuffix(".")
+            assert restated in record.prompt and restated != lines[0], (lines[0], record.prompt)
+            assert read_attributes(restated, kind) == read_attributes(record.prompt, kind)
+            lines = lines[1:]
         observations, checks = lines[: len(media)], lines[len(media) : len(media) + len(record.candidates)]
         for line, perceived in zip(observations, seen, strict=True):
             stated = read_attributes(line.split(" shows ", 1)[1], kind)
@@ -226,10 +231,12 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
 # generates must bump WORLD_VERSION (or every cached world of the old version is silently reused) and add its digest.
 # 6: the same texts; the videos are encoded without macroblock-tree rate control (reproducible bytes).
 # 7: a pair's rationale ends by comparing the two tallies (`3 is less than 4.`).
+# 8: a generation rationale first restates the caption (`The caption asks for two red circles on the left.`).
 TEXT_DIGESTS = {
     5: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672",
     6: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672",
     7: "53874eeaa1e4c1902cdabec61a7dcc9d3191f132",
+    8: "b0bef062cdc6999092c9a8ef7a06373e8b340360",
 }
 
 

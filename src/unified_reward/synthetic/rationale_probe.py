@@ -4,6 +4,7 @@ Every `every_n_steps` training steps, a fixed set of validation records is read 
 rationale and verdict as the target, one forward) and the argmax next token is compared with the target at the
 tokens of each step of the rationale (`roles`):
 
+- `asked`: the attribute words of the caption restated (generation: `The caption asks for two red circles ...`);
 - `seen`: the attribute words of what the media show (`Image 1 shows two red circles ...`);
 - `cand` / `true`: the two values of each check (`red is yellow no`: the candidate's, then the true one);
 - `check`: the `yes` / `no` of each check; `tally`: the count before `/` (`3/4.`);
@@ -31,7 +32,7 @@ from unified_reward.data.schema import PreferenceRecord
 from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.modules.reward_sft import MODEL_INPUTS
 
-_SEEN = re.compile(r"shows (.+)\.$")
+_SEEN = re.compile(r"(?:shows|asks for) (.+)\.$")
 _CHECKS = re.compile(r"^(?:Image|Video|Answer)(?: \d)?: (.+)\. (\d)/\d\.$")
 _CHECK = re.compile(r"(\S+) is (\S+) (yes|no)")
 _WORD = re.compile(r"\S+")
@@ -54,7 +55,8 @@ def role_spans(answer: str) -> list[tuple[int, int, str]]:
         elif (seen := _SEEN.search(line)) is not None:
             base = offset + seen.start(1)
             words = _WORD.finditer(seen.group(1))
-            spans += [(base + m.start(), base + m.end(), "seen") for m in words if m.group() not in _LINKING]
+            role = "asked" if line.startswith("The caption") else "seen"
+            spans += [(base + m.start(), base + m.end(), role) for m in words if m.group() not in _LINKING]
         elif (checks := _CHECKS.match(line)) is not None:
             for m in _CHECK.finditer(checks.group(1)):
                 base = offset + checks.start(1)

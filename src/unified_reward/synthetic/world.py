@@ -35,7 +35,7 @@ from unified_reward.synthetic.scene import (
 
 log = logging.getLogger(__name__)
 
-WORLD_VERSION = 7  # bump when generation changes, so caches of the old world are not reused
+WORLD_VERSION = 8  # bump when generation changes, so caches of the old world are not reused
 SOURCE = "synthetic"
 SPLITS = ("train", "val", "test")
 
@@ -192,12 +192,13 @@ def comparison(first: int, second: int) -> str:
 
 
 def reasoning(plan: RecordPlan) -> str:
-    """The judge's reasoning before its verdict, one short step per line: what each image or video shows; each
-    judged attribute of each candidate checked against the caption (generation) or against what the image or video
-    shows (understanding), with the tally; for a pair, the two tallies compared. The verdict follows from that
-    comparison; the collator appends it in the official form (`Image 1 is better.`, `Final Score: 4`) when
-    `module.train_rationale=true`.
+    """The judge's reasoning before its verdict, one short step per line: for generation, what the caption asks for;
+    what each image or video shows; each judged attribute of each candidate checked against the caption (generation)
+    or against what the image or video shows (understanding), with the tally; for a pair, the two tallies compared.
+    The verdict follows from that comparison; the collator appends it in the official form (`Image 1 is better.`,
+    `Final Score: 4`) when `module.train_rationale=true`.
 
+        The caption asks for two red circles on the left.
         Image 1 shows two red squares on the left.
         Image 2 shows two red circles on the left.
         Image 1: two is two yes, red is red yes, square is circle no, left is left yes. 3/4.
@@ -211,12 +212,15 @@ def reasoning(plan: RecordPlan) -> str:
     """
     kind = plan.scene.kind
     pair = len(plan.variants) == 2
+    # generation: the caption's values restated first, so that each check copies its true value from a line nearby
+    # (as understanding's checks copy from what the image shows), not from the prompt behind every visual token
+    asked = [f"The caption asks for {describe(plan.scene)}."]
     if is_generation(plan.task) and pair:
         names = [f"{kind.title()} {i + 1}" for i in range(2)]
-        seen = [f"{name} shows {describe(v)}." for name, v in zip(names, plan.variants, strict=True)]
+        seen = asked + [f"{name} shows {describe(v)}." for name, v in zip(names, plan.variants, strict=True)]
     elif is_generation(plan.task):
         names = [kind.title()]
-        seen = [f"The {kind} shows {describe(plan.variants[0])}."]
+        seen = asked + [f"The {kind} shows {describe(plan.variants[0])}."]
     else:
         names = ["Answer 1", "Answer 2"] if pair else ["Answer"]
         seen = [f"The {kind} shows {describe(plan.scene)}."]
