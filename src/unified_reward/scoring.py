@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from unified_reward.strategies import is_sharded
 from unified_reward.text_generation import generate_texts, generate_token_ids, rationale_length
 
 log = logging.getLogger(__name__)
+MAX_CACHED_TRIES = 64  # answer tries kept (one per stream and point scale), least recently used dropped first
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ class Judge(JudgeReadings):
         # below this share of the rows' mean length, the prefix's own forward costs more than it saves (measured
         # with benchmarks/bench_judge.py: generation sets share ~0.1-0.4 of a row, understanding sets ~0.8)
         self.min_shared_fraction = min_shared_fraction
-        self._tries: dict[Any, tuple[AnswerTrie, list[Any]]] = {}
+        self._tries: OrderedDict[Any, tuple[AnswerTrie | None, list[Any]]] = OrderedDict()
 
     # ---- answers and their trie ----------------------------------------------------------------------
 
@@ -120,10 +122,15 @@ class Judge(JudgeReadings):
         tokenizer = self.processor.tokenizer
         return tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
 
-    def _trie(self, query: JudgeQuery) -> tuple[AnswerTrie, list[Any]]:
-        """The trie of the query's answers and what each answer means (a verdict or a score)."""
+    def _trie(self, query: JudgeQuery, warn: bool = True) -> tuple[AnswerTrie, list[Any]]:
+        """The trie of the query's answers and what each answer means (a verdict or a score); `warn`: log a scale
+        that cannot be read in one pass."""
         key = (query.stream, self.asked_scale(query)) if query.mode == "point" else query.stream
-        if key not in self._tries:
+        if key in self._tries:
+            self._tries.move_to_end(key)
+        else:
+            while len(self._tries) >= MAX_CACHED_TRIES:  # one per scale asked: a server meets many
+                self._tries.popitem(last=False)
             if query.mode == "pair":
                 answers = self.templates[query.stream].pair_answers
                 meanings = [v for v in VERDICTS if v in answers]
@@ -138,7 +145,7 @@ class Judge(JudgeReadings):
                 if query.mode == "pair":
                     raise
                 # e.g. 0-100: "Final Score: 2" and "Final Score: 23" leave the path at the same token
-                log.warning(
+                (log.warning if warn else log.debug)(
                     "the %s-%s scale of %s cannot be read in one forward pass (score answers share token "
                     "prefixes); only a written answer gives its score (with_text, generate_and_parse)",
                     *key[1],
@@ -150,6 +157,10 @@ class Judge(JudgeReadings):
     def asked_scale(self, query: JudgeQuery) -> tuple[float, float] | None:
         """The point scale the judge is asked on (its template's own, if it names one); None for pairs."""
         return self.templates[query.stream].asked_scale(query.scale) if query.mode == "point" else None
+
+    def reads_scale(self, query: JudgeQuery) -> bool:
+        """Whether a point query's score can be read in one forward (its scale's answers form a trie); pairs: yes."""
+        return query.mode == "pair" or self._trie(query, warn=False)[0] is not None
 
     # ---- one-forward reading -------------------------------------------------------------------------
 

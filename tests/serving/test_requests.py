@@ -4,38 +4,19 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from unified_reward.models.builders import build_vlm
-from unified_reward.models.processor import build_processor
-from unified_reward.scoring import Judge
+from serving_support import body, image, tiny_judge
+from unified_reward.data.media import encode_video
 from unified_reward.serving.client import media_data_url
 from unified_reward.serving.requests import Limits, RequestError, answer, group_win_rates, parse_request
-from unified_reward.synthetic.vocabulary import world_vocabulary
 
 LIMITS = Limits()
 
 
-def image(seed: int, size: int = 32) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8))
-
-
-def body(op: str, **fields):
-    base = {"op": op, "task": "image_generation", "prompt": "two red circles"}
-    if op == "score":
-        base["candidate"] = media_data_url(image(0))
-    else:
-        base["candidates"] = [media_data_url(image(i)) for i in range(2 if op == "compare" else 3)]
-    return base | fields
-
-
 @pytest.fixture(scope="module")
 def judge():
-    torch.manual_seed(0)
-    processor = build_processor("qwen2_vl", min_pixels=3136, max_pixels=3136, tiny_vocabulary=world_vocabulary())
-    model = build_vlm("qwen2_vl", processor, tiny={"hidden_size": 64, "num_hidden_layers": 2}).eval()
-    return Judge(model, processor, batch_size=4)
+    return tiny_judge()
 
 
 def test_requests_become_the_judge_queries_they_ask_for():
@@ -86,6 +67,18 @@ def _png_bytes(size: tuple[int, int]) -> bytes:
         (body("score", candidate="two red circles"), 422, "data URL"),
         (body("score", context=media_data_url(image(1))), 422, "field 'context' must be absent"),
         (body("score", scale=[5, 1]), 422, "low < high"),
+        (body("score", scale=[1, float("inf")]), 422, "two finite numbers"),  # JSON's 1e400
+        (body("score", scale=[float("nan"), 5]), 422, "two finite numbers"),  # JSON's NaN
+        (body("score", scale=[True, 5]), 422, "two finite numbers"),
+        (body("score", scale=[1, 200_000]), 422, "spans more than 101 scores"),
+        (body("score", scale="1-5"), 422, "must be [low, high]"),
+        (body("score", prompt="two red \ud800 circles"), 422, "field 'prompt' is not valid text"),
+        (
+            body("group_rewards", task="image_understanding", candidates=["red", "bl\udfffue"], context=None)
+            | {"context": media_data_url(image(1))},
+            422,
+            "field 'candidates[1]' is not valid text",
+        ),
         (body("compare", both_orders="yes"), 422, "both_orders"),
         (
             body("score", candidate="data:image/png;base64," + base64.b64encode(_png_bytes((5000, 4000))).decode()),
@@ -110,6 +103,56 @@ def test_a_corrupt_video_is_refused_with_its_field():
     with pytest.raises(RequestError) as error:
         parse_request(bad, LIMITS)
     assert error.value.status == 400 and "field 'candidates[0]': not a decodable video" in error.value.message
+
+
+def _video_url(width: int, height: int) -> str:
+    frames = np.zeros((2, height, width, 3), np.uint8)
+    return "data:video/mp4;base64," + base64.b64encode(encode_video(frames).data).decode()
+
+
+def test_a_video_too_large_is_refused_from_its_header_before_a_frame_is_decoded(monkeypatch):
+    import unified_reward.serving.requests as requests
+
+    def decode_video(*_):
+        raise AssertionError("a frame was decoded before the size was checked")
+
+    monkeypatch.setattr(requests, "decode_video", decode_video)
+    bad = {"op": "score", "task": "video_generation", "prompt": "a ball", "candidate": _video_url(128, 64)}
+    with pytest.raises(RequestError) as error:
+        parse_request(bad, Limits(max_pixels=64 * 64))
+    assert error.value.status == 413 and "128x64 frames exceed the limit 4096" in error.value.message
+
+
+MEMORY_PROBE = """
+import resource, sys
+from unified_reward.data.media import VideoSampling, decode_video
+from unified_reward.serving.requests import Limits, RequestError, parse_request
+url = open(sys.argv[1]).read()
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+start = peak()
+try:
+    parse_request({"op": "score", "task": "video_generation", "prompt": "a ball", "candidate": url}, Limits())
+except RequestError as error:
+    print(error.status, peak() - start)
+import base64
+decode_video(base64.b64decode(url.split(",", 1)[1]), VideoSampling(num_frames=8))
+print(peak() - start)
+"""
+
+
+@pytest.mark.slow
+def test_an_8192x4096_video_is_refused_without_its_frames_in_memory(tmp_path):
+    """The reported case: an mp4 of a few KiB whose frames are 8192x4096 made the server's memory grow by 2.2 GiB
+    before its 413. Measured in a fresh process: refusing it, then (the control) decoding its frames."""
+    import subprocess
+    import sys
+
+    (tmp_path / "url").write_text(_video_url(8192, 4096))
+    run = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path / "url")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    (status, refused), (decoded,) = (line.split() for line in run.stdout.splitlines())
+    assert status == "413"
+    assert int(refused) < 200 * 2**20 < 500 * 2**20 < int(decoded), (int(refused) >> 20, int(decoded) >> 20)
 
 
 def test_group_win_rates_count_verdicts_with_ties_half():

@@ -5,12 +5,12 @@ requests."""
 import base64
 import io
 import json
-import statistics
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -18,6 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
+from serving_support import image
 from unified_reward.encoding.chat import encode_chat
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
@@ -31,10 +32,7 @@ from unified_reward.text_generation import generate_texts
 TOKEN = "test-token"
 MAX_BYTES = 2_000_000
 CHAT_TOKENS = 12
-
-
-def image(seed: int) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+BODY_TIMEOUT = 3
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +52,7 @@ def server(export, tmp_path_factory):
         f"judge={export}",
         f"token={TOKEN}",
         f"limits.max_request_bytes={MAX_BYTES}",
+        f"limits.body_timeout_s={BODY_TIMEOUT}",
         f"chat_max_new_tokens={CHAT_TOKENS}",
         "batch_size=16",
         f"hydra.run.dir={run}",
@@ -157,35 +156,118 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, reference):
     assert close(JudgeClient(server.url, token=TOKEN).post("/v1/judge", bodies()[1]), expected(reference, bodies()[1]))
 
 
-def test_sixteen_concurrent_clients_mixing_valid_and_bad_requests(server, reference):
-    valid = bodies()
+def bad_bodies():
+    """Requests that parse as JSON and must each get a 4xx that says why (the reported ones first: they used to
+    pass validation and fail their whole batch with a 500, or buy unbounded work)."""
+    score, compare, group = bodies()[0], bodies()[1], bodies()[2]
+    return [
+        (score | {"scale": [1, float("inf")]}, "two finite numbers"),  # sent as Infinity (1e400 reads so)
+        (score | {"scale": [float("nan"), 5]}, "two finite numbers"),
+        (score | {"scale": [True, 5]}, "two finite numbers"),
+        (score | {"scale": [1, 200000]}, "spans more than"),
+        (score | {"scale": [1, 100]}, "cannot read a score on 1-100"),
+        (score | {"prompt": "two red \ud800 circles"}, "not valid text"),
+        (compare | {"prompt": "x" * 30_000}, "the limit is 20000"),
+        (score | {"candidate": "data:image/png;base64,!!"}, "base64"),
+        (group | {"candidates": []}, "2-16 candidates"),
+        ({"op": "score"}, "field 'task'"),
+    ]
+
+
+def rss_mib(server) -> float:
+    return server.memory_bytes() / 2**20
+
+
+def test_sixteen_clients_for_thirty_seconds_with_a_fifth_of_the_requests_bad(server, reference):
+    """No 5xx, every valid answer equals the in-process judge's for its own request (each request is tagged by
+    its index into the table of bodies and checked against that body's answer), every bad request a 4xx with its
+    reason, and the server's memory flat."""
+    valid, bad = bodies(), bad_bodies()
     wanted = [expected(reference, b) for b in valid]
-    bad = [{"op": "score"}, valid[0] | {"candidate": "data:image/png;base64,!!"}, valid[2] | {"candidates": []}]
-    client = JudgeClient(server.url, token=TOKEN)
+    client = JudgeClient(server.url, token=TOKEN, timeout=60)
+    for b in valid:  # warm: the first answers of each shape build caches that later ones reuse
+        client.post("/v1/judge", b)
+    memory_before = rss_mib(server)
+    deadline = time.monotonic() + 30
 
     def one_client(index: int):
+        rng = np.random.default_rng(index)
         outcomes = []
-        for k in range(3):
-            which = (index + k) % (len(valid) + len(bad))
+        while time.monotonic() < deadline:
+            is_bad = rng.random() < 0.2
+            tag = int(rng.integers(len(bad) if is_bad else len(valid)))
             started = time.perf_counter()
             try:
-                result = client.post("/v1/judge", (valid + bad)[which])
-                ok = which < len(valid) and close(result, wanted[which])
+                result = client.post("/v1/judge", bad[tag][0] if is_bad else valid[tag])
+                outcome = "bad answered" if is_bad else "ok" if close(result, wanted[tag]) else "wrong answer"
             except ServerError as error:
-                ok = which >= len(valid) and 400 <= error.status < 500
-            outcomes.append((ok, time.perf_counter() - started))
+                if is_bad:
+                    outcome = "ok" if 400 <= error.status < 500 and bad[tag][1] in error.message else error.message
+                else:
+                    outcome = f"valid refused {error.status}: {error.message}"
+            outcomes.append((is_bad, outcome, time.perf_counter() - started))
         return outcomes
 
     started = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
         outcomes = [o for result in pool.map(one_client, range(16)) for o in result]
     elapsed = time.perf_counter() - started
-    latencies = sorted(seconds for _, seconds in outcomes)
+    memory_after = rss_mib(server)
+    latencies = sorted(seconds for *_, seconds in outcomes)
+    p50, p95 = (latencies[int(q * (len(latencies) - 1))] * 1000 for q in (0.5, 0.95))
     print(
-        f"48 requests from 16 clients in {elapsed:.2f} s: p50 {statistics.median(latencies) * 1000:.0f} ms, "
-        f"p99 {latencies[int(0.99 * (len(latencies) - 1))] * 1000:.0f} ms, {len(latencies) / elapsed:.1f} requests/s"
+        f"{len(outcomes)} requests ({sum(b for b, *_ in outcomes)} bad) from 16 clients in {elapsed:.1f} s: "
+        f"p50 {p50:.0f} ms, p95 {p95:.0f} ms; server memory {memory_before:.0f} -> {memory_after:.0f} MiB"
     )
-    assert all(ok for ok, _ in outcomes)
+    failures = Counter(outcome for _, outcome, _ in outcomes if outcome != "ok")
+    assert not failures, failures
+    assert sum(b for b, *_ in outcomes) >= 10 and len(outcomes) - sum(b for b, *_ in outcomes) >= 40
+    assert memory_after - memory_before < 100, (memory_before, memory_after)
+
+
+def test_info_needs_the_token_and_health_does_not(server):
+    def status(path, token):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(server.url + path, headers=headers), timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert status("/info", None) == 401 and status("/info", "wrong") == 401 and status("/info", TOKEN) == 200
+    assert status("/health", None) == 200
+    assert status("/v1/chat/completions", None) == 401
+
+
+def test_a_body_that_stops_arriving_gets_a_408_in_time(server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+        started = time.monotonic()
+        head = (
+            f"POST /v1/judge HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        )
+        connection.sendall(head.encode() + b'{"op": "score", ')
+        reply = connection.recv(4096).decode()
+        waited = time.monotonic() - started
+    assert reply.startswith("HTTP/1.1 408") and "did not arrive within 3 s" in reply, reply
+    assert BODY_TIMEOUT - 0.5 < waited < BODY_TIMEOUT + 10
+
+
+def test_chat_completions_refuse_unbounded_text_and_bad_token_budgets(server):
+    client = JudgeClient(server.url, token=TOKEN, timeout=30)
+    cases = [
+        ({"messages": [{"role": "user", "content": "x" * 100_000}]}, 413, "the limit is 20000"),
+        ({"messages": [{"role": "user", "content": "Rate it."}], "max_tokens": -1}, 422, "positive integer"),
+        ({"messages": [{"role": "user", "content": "Rate it."}], "max_tokens": 0}, 422, "positive integer"),
+    ]
+    for payload, status, reason in cases:
+        started = time.monotonic()
+        with pytest.raises(ServerError) as error:
+            client.post("/v1/chat/completions", payload)
+        assert error.value.status == status and reason in error.value.message, error.value
+        assert time.monotonic() - started < 10
 
 
 KILLED_CLIENT = """

@@ -107,6 +107,22 @@ def encode_video(frames: np.ndarray, fps: float = 8.0, crf: int = 18, lossless: 
     return EncodedMedia("video", "mp4", buffer.getvalue())
 
 
+def video_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a video's first video stream, from the container's headers: no frame is decoded into
+    the output (FFmpeg's stream probe may decode one, at the codec's own size limit), so a clip can be refused
+    for its size before its frames fill memory."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            if not container.streams.video:
+                raise MediaDecodeError("corrupt_video", "the file has no video stream")
+            context = container.streams.video[0].codec_context
+            return int(context.width), int(context.height)
+    except av.FFmpegError as error:
+        raise MediaDecodeError("corrupt_video", f"{type(error).__name__}: {str(error)[:200]}") from error
+
+
 def decode_video(data: bytes, sampling: VideoSampling) -> VideoClip:
     """Decode the frames `sampling` picks from encoded video bytes.
 

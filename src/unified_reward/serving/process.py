@@ -70,6 +70,17 @@ class ServerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)  # whatever is left of the group
         return code if code is not None else self.process.wait()
 
+    def memory_bytes(self) -> int:
+        """Resident memory of the server's whole process group (its HTTP server and LitServe's workers), read from
+        /proc (Linux)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.process.pid:  # the process group: started as its leader
+                    total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # rss, in pages
+        return total
+
     def __enter__(self) -> ServerProcess:
         return self.start()
 

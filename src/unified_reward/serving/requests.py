@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 import re
 import urllib.request
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from typing import Any
 
 from PIL import Image
 
-from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_video
+from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_video, video_size
 from unified_reward.data.schema import TASKS, RecordError, check_candidates, check_context, is_generation
 from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
 from unified_reward.prompts.templates import DEFAULT_SCALE
@@ -54,7 +55,9 @@ class Limits:
     max_group: int = 16  # candidates of one group_rewards request
     max_pixels: int = 4096 * 4096  # per image or video frame
     video_frames: int = 8  # frames decoded per video, spread uniformly over it (no other frame is decoded)
-    max_text_chars: int = 20_000  # per prompt or answer
+    max_text_chars: int = 20_000  # per prompt or answer, and per chat message
+    max_scale_points: int = 101  # integer scores of a point scale (its work and cache grow with it): 0-100 at most
+    body_timeout_s: float = 30.0  # a request body not received in full by then gets a 408
     allow_remote_media: bool = False  # fetch http(s) URLs (off: no request makes the server reach out)
     remote_timeout_s: float = 10.0
 
@@ -72,12 +75,34 @@ class JudgeRequest:
     queries: list[JudgeQuery] = field(default_factory=list)
 
 
-def _text(value: Any, name: str, limits: Limits) -> str:
+def check_text(value: Any, name: str, limits: Limits) -> str:
+    """A non-empty string within the length limit that encodes as UTF-8 (JSON lets a lone surrogate through)."""
     if not isinstance(value, str) or not value.strip():
         raise RequestError(422, f"field '{name}' must be a non-empty string")
     if len(value) > limits.max_text_chars:
         raise RequestError(413, f"field '{name}' has {len(value)} characters; the limit is {limits.max_text_chars}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        problem = f"{error.reason} at character {error.start}"
+        raise RequestError(422, f"field '{name}' is not valid text: {problem}") from None
     return value
+
+
+def check_scale(value: Any, limits: Limits) -> tuple[float, float]:
+    """[low, high]: two finite numbers (not booleans), low < high, at most `max_scale_points` integer scores."""
+    if not (isinstance(value, list) and len(value) == 2):
+        raise RequestError(422, f"field 'scale' must be [low, high], got {str(value)[:100]}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        raise RequestError(422, f"field 'scale' must hold two finite numbers, got {str(value)[:100]}")
+    low, high = float(value[0]), float(value[1])
+    if low >= high:
+        raise RequestError(422, f"field 'scale' must have low < high, got {value}")
+    if high - low + 1 > limits.max_scale_points:
+        raise RequestError(
+            422, f"field 'scale' {value} spans more than {limits.max_scale_points} scores (the server's limit)"
+        )
+    return low, high
 
 
 def _payload(value: str, name: str, limits: Limits) -> tuple[str, bytes]:
@@ -116,7 +141,7 @@ def decode_media_field(value: Any, kind: str, name: str, limits: Limits):
         raise RequestError(422, f"field '{name}' must be {kind} media, got {mime}")
     if kind == "image":
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data))  # reads the header only: the size is checked before any pixel
             width, height = image.size
             if width * height > limits.max_pixels:
                 raise RequestError(413, f"field '{name}': {width}x{height} pixels exceed the limit {limits.max_pixels}")
@@ -126,11 +151,14 @@ def decode_media_field(value: Any, kind: str, name: str, limits: Limits):
         except Exception as error:  # PIL raises many types for corrupt data
             raise RequestError(400, f"field '{name}': not a decodable image ({type(error).__name__})") from None
     try:
+        width, height = video_size(data)  # from the container's headers, before a frame is decoded
+        if width * height > limits.max_pixels:
+            raise RequestError(413, f"field '{name}': {width}x{height} frames exceed the limit {limits.max_pixels}")
         clip = decode_video(data, VideoSampling(num_frames=limits.video_frames))
     except MediaDecodeError as error:
         raise RequestError(400, f"field '{name}': not a decodable video ({error})") from None
     _, height, width, _ = clip.frames.shape
-    if width * height > limits.max_pixels:
+    if width * height > limits.max_pixels:  # a stream whose frames are not the size its header states
         raise RequestError(413, f"field '{name}': {width}x{height} frames exceed the limit {limits.max_pixels}")
     return clip
 
@@ -145,7 +173,7 @@ def parse_request(body: Any, limits: Limits) -> JudgeRequest:
     task = body.get("task")
     if task not in TASKS:
         raise RequestError(422, f"field 'task' must be one of {list(TASKS)}, got {task!r}")
-    prompt = _text(body.get("prompt"), "prompt", limits)
+    prompt = check_text(body.get("prompt"), "prompt", limits)
     kind = "video" if task.startswith("video") else "image"
     single = op == "score" and "candidate" in body
     raw = [body["candidate"]] if single else body.get("candidates")
@@ -165,7 +193,7 @@ def parse_request(body: Any, limits: Limits) -> JudgeRequest:
         candidates = [decode_media_field(c, kind, name.format(i), limits) for i, c in enumerate(raw)]
         context = None
     else:
-        candidates = [_text(c, name.format(i), limits) for i, c in enumerate(raw)]
+        candidates = [check_text(c, name.format(i), limits) for i, c in enumerate(raw)]
         context = decode_media_field(body.get("context"), kind, "context", limits)
     try:
         check_candidates(task, tuple(candidates))
@@ -175,12 +203,7 @@ def parse_request(body: Any, limits: Limits) -> JudgeRequest:
     both_orders = body.get("both_orders", False)
     if not isinstance(both_orders, bool):
         raise RequestError(422, "field 'both_orders' must be true or false")
-    scale = body.get("scale", [1, 5])
-    if not (isinstance(scale, list) and len(scale) == 2 and all(isinstance(s, int | float) for s in scale)):
-        raise RequestError(422, "field 'scale' must be [low, high]")
-    if scale[0] >= scale[1]:
-        raise RequestError(422, f"field 'scale' must have low < high, got {scale}")
-    scale = (float(scale[0]), float(scale[1]))
+    scale = check_scale(body.get("scale", list(DEFAULT_SCALE)), limits)
     request = JudgeRequest(op, task, prompt, candidates, context, both_orders, scale, single)
     request.queries = _queries(request)
     return request

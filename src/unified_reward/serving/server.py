@@ -52,20 +52,19 @@ def build_server(
 ):
     import litserve as ls
 
-    from unified_reward.serving.api import ChatAPI, JudgeAPI
+    from unified_reward.serving.api import BodyTimeoutMiddleware, ChatAPI, JudgeAPI, TokenMiddleware
 
     apis = [
         JudgeAPI(
             loader,
             limits,
-            token=token,
             api_path="/v1/judge",
             max_batch_size=max_batch_size,
             batch_timeout=batch_timeout,
         )
     ]
     if chat:
-        apis.append(ChatAPI(loader, limits, token=token, max_new_tokens=chat_max_new_tokens))
+        apis.append(ChatAPI(loader, limits, max_new_tokens=chat_max_new_tokens))
     return ls.LitServer(
         apis,
         accelerator=accelerator,
@@ -74,4 +73,8 @@ def build_server(
         timeout=timeout,
         max_payload_size=limits.max_request_bytes,
         fast_queue=True,  # ZeroMQ between the HTTP server and the workers, not a multiprocessing Manager queue
+        middlewares=[
+            (TokenMiddleware, {"token": token}),
+            (BodyTimeoutMiddleware, {"seconds": limits.body_timeout_s}),
+        ],
     )
