@@ -61,11 +61,18 @@ def evaluate(cfg: DictConfig) -> dict:
     from unified_reward.benchmarks.report import markdown_table, summarize
     from unified_reward.callbacks.progress_bar import with_terminal_progress
     from unified_reward.callbacks.progress_log import ProgressLog
+    from unified_reward.errors import UserError
 
     L.seed_everything(cfg.protocol.seed, workers=True)
     protocol = Protocol(**OmegaConf.to_container(cfg.protocol, resolve=True))
     output = Path(cfg.output)
+    if OmegaConf.is_missing(cfg.benchmark, "root"):
+        raise UserError(
+            f"benchmark={cfg.benchmark.name} needs benchmark.root=<folder>: {cfg.benchmark.layout} "
+            '(README, "Evaluating judges on reward-model benchmarks")'
+        )
     items, read_skipped = hydra.utils.instantiate(cfg.benchmark.reader)
+    position = {item.id: index for index, item in enumerate(items)}
     done = done_ids(output)
     todo = [item for item in items if item.id not in done]
     log.info(
@@ -86,13 +93,21 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer.strategy.barrier()
     if not trainer.is_global_zero:
         return {}
+    rows = sorted(read_predictions(output), key=lambda row: position.get(row["id"], len(position)))  # file order
     results = summarize(
         cfg.benchmark.name,
-        read_predictions(output),
+        rows,
         read_skipped,
         resamples=cfg.bootstrap_resamples,
         seed=cfg.protocol.seed,
     )
+    if results["items"] and not results["judged"]:
+        first = results["skipped_items"][0]
+        raise UserError(
+            f"{cfg.benchmark.name}: none of its {results['items']} items could be judged ({results['skipped']}); "
+            f"the first: {first['detail'] or first['reason']} (is benchmark.root={cfg.benchmark.get('root')} the "
+            "benchmark's folder, its media unpacked where the README's table says?)"
+        )
     facts = asdict(protocol) | {"judge": cfg.judge, "templates": cfg.templates}
     (output / "results.json").write_text(json.dumps(results | {"protocol": facts}, indent=2))
     (output / "results.md").write_text(markdown_table(results, facts))

@@ -38,9 +38,10 @@ def write_vl_rewardbench(root: Path) -> Path:
         ("mmmu_pro_6", "What shape?", ["Square.", "Circle."], [1, 0]),
         ("RLHF-V-7", "Broken ranking", ["a", "b"], [0, 0]),  # malformed: skipped at reading
         ("RLHF-V-8", "Corrupt image", ["a", "b"], [0, 1]),  # its image bytes are garbage: skipped when judged
+        ("mathverse_4", "How many circles?", ["Two.", "Four."], [1, 0]),  # an id on two rows, as in the release
     ]
     images = [{"bytes": png(i), "path": f"{r[0]}.png"} for i, r in enumerate(rows)]
-    images[-1] = {"bytes": b"not an image" * 10, "path": "broken.png"}
+    images[7] = {"bytes": b"not an image" * 10, "path": "broken.png"}
     frame = pd.DataFrame(
         {
             "id": [r[0] for r in rows],

@@ -2,11 +2,17 @@
 layouts with a tiny judge, bad input, resuming, and the protocol options."""
 
 import json
+import shutil
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-from benchmark_fixtures import write_genai_bench, write_videogen_rewardbench, write_vl_rewardbench
+from benchmark_fixtures import (
+    write_genai_bench,
+    write_multimodal_rewardbench,
+    write_videogen_rewardbench,
+    write_vl_rewardbench,
+)
 from tests_support import ROOT, compose_config, load_script, train_entry
 
 # the world of debug=fast
@@ -58,14 +64,15 @@ def test_the_oracle_is_the_ceiling_of_the_synthetic_benchmark(tmp_path):
 def test_released_layout_with_bad_items_skipped_named_and_counted(tmp_path, tiny_judge):
     root = write_vl_rewardbench(tmp_path / "vl")
     results, folder = _evaluate(tmp_path, "benchmark=vl_rewardbench", f"benchmark.root={root}", f"judge={tiny_judge}")
-    assert results["judged"] == 6 and results["items"] == 8
+    assert results["judged"] == 7 and results["items"] == 9  # an item per row: the id on two rows gives two
     assert results["skipped"] == {"malformed_field": 1, "corrupt_image": 1}
     assert {(s["id"], s["reason"]) for s in results["skipped_items"]} == {
         ("RLHF-V-7", "malformed_field"),
         ("RLHF-V-8", "corrupt_image"),
     }
     saved = json.loads((folder / "results.json").read_text())
-    for name in ("accuracy", "macro_accuracy", "accuracy/general", "accuracy/hallucination", "accuracy/reasoning"):
+    names = ("accuracy", "macro_accuracy", "accuracy/general", "accuracy/hallucination", "accuracy/reasoning")
+    for name in (*names, "ours/accuracy_all_items"):
         low, high = saved["intervals_95"][name]
         assert 0.0 <= low <= saved["metrics"][name] <= high <= 1.0, name
     assert saved["protocol"]["order"] == "random" and set(saved["checks"]) == {"invalid_rate", "position_bias"}
@@ -106,9 +113,36 @@ def test_point_judging_in_both_orders_and_the_tie_calibrated_video_metrics(tmp_p
         "protocol.order=both",
         "protocol.video_frames=4",
     )
-    for label in ("Overall", "VQ", "MQ", "TA"):
-        assert 0.0 <= results["metrics"][f"{label}/accuracy_with_ties"] <= 1.0
+    names = ("accuracy_with_ties", "accuracy_without_ties", "ours/accuracy_with_ties_order_free")
+    assert set(results["metrics"]) == set(names)  # VQ / MQ / TA need per-dimension judgments: not reported
+    assert all(0.0 <= results["metrics"][name] <= 1.0 for name in names)
     assert 0.0 <= results["checks"]["swap_consistency"] <= 1.0
+
+
+def test_a_missing_root_names_the_folder_and_its_layout(tmp_path):
+    from unified_reward.errors import UserError
+
+    with pytest.raises(UserError, match="benchmark=vl_rewardbench needs benchmark.root=<folder>: a copy of HF "):
+        _evaluate(tmp_path, "benchmark=vl_rewardbench", "judge=random")
+
+
+def test_media_missing_everywhere_fails_with_what_is_missing(tmp_path, tiny_judge):
+    from unified_reward.errors import UserError
+
+    root = write_videogen_rewardbench(tmp_path / "videogen")
+    shutil.rmtree(root / "videos")  # the zip not unpacked
+    with pytest.raises(UserError, match=r"none of its 4 items could be judged \({'missing_media': 4}\).*videos/"):
+        _evaluate(tmp_path, "benchmark=videogen_rewardbench", f"benchmark.root={root}", f"judge={tiny_judge}")
+
+
+def test_the_multimodal_rewardbench_release_file_alone_is_refused(tmp_path):
+    from unified_reward.benchmarks.readers import read_multimodal_rewardbench
+    from unified_reward.errors import UserError
+
+    root = write_multimodal_rewardbench(tmp_path / "mm")
+    (root / "data" / "all_data.json").rename(root / "data" / "all_data_release.json")
+    with pytest.raises(UserError, match="all_data_release.json is there, but it lacks the prompts.*0_download_data"):
+        read_multimodal_rewardbench(root)
 
 
 def test_the_oracle_judges_only_the_synthetic_world(tmp_path):

@@ -85,10 +85,55 @@ def test_tie_calibrated_accuracy_equals_the_authors_algorithm(seed):
     assert M.tie_calibrated_accuracy(m.tolist(), truth)[0] == pytest.approx(_official_tie_calibrated(h, m))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_videoalign_tie_accuracy_is_its_streaming_algorithm_with_repeated_margins(seed):
+    """Pair verdicts give margins of few values (-1, 0, 1 from written verdicts): there the authors' traversal
+    scores states between thresholds, which depend on the rows' order."""
+    rng = np.random.default_rng(seed)
+    h = rng.choice([1, -1, 0], size=40, p=[0.4, 0.4, 0.2])
+    m = rng.choice([-1.0, 0.0, 1.0, 0.5], size=40)
+    truth = [{1: "first", -1: "second", 0: "tie"}[x] for x in h]
+    assert M.videoalign_tie_accuracy(m.tolist(), truth) == pytest.approx(_official_tie_calibrated(h, m))
+
+
+def test_the_videoalign_number_depends_on_row_order_and_the_order_free_one_does_not():
+    assert M.videoalign_tie_accuracy([0.1, 0.1], ["first", "tie"]) == 0.5  # the tie row second: never both right
+    assert M.videoalign_tie_accuracy([0.1, 0.1], ["tie", "first"]) == 1.0  # the same rows, swapped
+    assert M.tie_calibrated_accuracy([0.1, 0.1], ["first", "tie"])[0] == 0.5
+    assert M.tie_calibrated_accuracy([0.1, 0.1], ["tie", "first"])[0] == 0.5
+
+
+def test_vl_rewardbench_leaves_unparsed_answers_and_ties_out_of_each_denominator():
+    """Its cal.py: group_total counts agree + reject only; macro = mean of the 3 groups; overall = pooled."""
+    groups = ["general"] * 4 + ["hallucination"] * 3 + ["reasoning"] * 3
+    truth = ["first", "second", "first", "second", "first", "first", "second", "second", "first", "first"]
+    pred = ["first", "second", None, "tie", "first", "second", None, "second", "second", "tie"]
+    found = M.vl_rewardbench_accuracies(pred, truth, groups, ("general", "hallucination", "reasoning"))
+    # general: valid 0, 1 -> 2/2; hallucination: valid 4, 5 -> 1/2; reasoning: valid 7, 8 -> 1/2
+    assert found["accuracy/general"] == 1.0 and found["accuracy/hallucination"] == 0.5
+    assert found["accuracy/reasoning"] == 0.5
+    assert found["macro_accuracy"] == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    assert found["accuracy"] == 4 / 6  # pooled: 4 right of 6 valid
+    assert M.accuracy(pred, truth) == 4 / 10  # ours: every item in the denominator
+
+
 def test_official_rules_for_unparseable_answers_and_votes():
     guessed = M.random_guess_for_invalid(["first", None, None, "second"], seed=123)
     assert guessed[0] == "first" and guessed[3] == "second" and set(guessed[1:3]) <= {"first", "second"}
     assert guessed == M.random_guess_for_invalid(["first", None, None, "second"], seed=123)  # reproducible
+    # its 2_get_accuracy.py: random.seed(123), one random.random() per answer without [[A]] / [[B]] in file
+    # order (a tie answer is one), < 0.5 -> A
+    import random
+
+    rng = random.Random(123)
+    by_hand = ["first" if rng.random() < 0.5 else "second" for _ in range(3)]
+    assert M.random_guess_for_invalid(["tie", "second", None, "first", "tie"]) == [
+        by_hand[0],
+        "second",
+        by_hand[1],
+        "first",
+        by_hand[2],
+    ]
     assert M.majority_vote(["first", "first", "second"]) == "first"
     assert M.majority_vote(["first", "second"]) is None  # no verdict has more than half
 

@@ -30,7 +30,10 @@ def test_vl_rewardbench_truth_from_human_ranking_and_the_official_groups(tmp_pat
         "vlfeedback_5": "general",
         "mmmu_pro_6": "reasoning",
         "RLHF-V-8": "hallucination",
+        "mathverse_4#row8": "reasoning",  # the release's second row with that id: an item of its own
     }
+    assert by_id["mathverse_4#row8"].prompt == "How many circles?" and by_id["mathverse_4"].prompt == "How many?"
+    assert len(items) + len(skipped) == 9  # one item per row
     context, candidates = by_id["hallucination_pair-1"].loaded(SAMPLING)
     assert context.size == (64, 64) and candidates == ("One red circle.", "Two dogs.")
     with pytest.raises(ItemError, match="corrupt_image"):

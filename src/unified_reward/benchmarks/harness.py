@@ -2,7 +2,8 @@
 file.
 
 Protocol (every choice named, none implicit): the answer order (`fixed`: as released; `random`: a seeded coin
-per presentation; `both`: both orders, probabilities averaged), `votes` random-order presentations with a
+per presentation; `both`: both orders, the verdict where the two agree and a tie where they disagree, the margin
+averaged), `votes` random-order presentations with a
 majority vote, pair judging or point judging (each candidate scored, a difference within `tie_threshold` is a
 tie), reading the answer probabilities in one forward pass or generating text and parsing it, and how videos
 are sampled. Each item's prediction keeps every presentation (shown order, verdict, probabilities, text).
@@ -101,7 +102,14 @@ class JudgeReader:
 
 
 def _argmax(probabilities: dict[str, float]) -> str | None:
-    return max(probabilities, key=probabilities.get) if probabilities else None
+    """The most probable verdict; `tie` when first and second are exactly as probable (no lean to either side:
+    an argmax would give the first in dict order)."""
+    if not probabilities:
+        return None
+    best = max(probabilities, key=probabilities.get)
+    if best in ("first", "second") and probabilities.get("first") == probabilities.get("second"):
+        return "tie"
+    return best
 
 
 def _point_verdict(a: float | None, b: float | None, threshold: float) -> str | None:
@@ -123,10 +131,9 @@ def combine(presentations: list[dict[str, Any]], protocol: Protocol) -> tuple[st
     verdicts = [p["verdict"] for p in presentations]
     if len(presentations) == 1:
         return verdicts[0], margin
-    if protocol.order == "both" and protocol.read == "probabilities" and protocol.judging == "pair":
-        mean = {v: sum(p["probabilities"][v] for p in presentations) / 2 for v in VERDICTS}
-        return _argmax({v: mean[v] for v in VERDICTS if any(p["probabilities"][v] for p in presentations)}), margin
-    if protocol.order == "both":  # text or point verdicts: one invalid side gives the other; a disagreement a tie
+    if protocol.order == "both":
+        # the two orders agree, or it is a tie: a judge that follows position alone (the same shown verdict in
+        # both orders) must not win the items whose preferred answer comes first; one invalid side gives the other
         valid = [v for v in verdicts if v is not None]
         return (valid[0] if len(set(valid)) == 1 else ("tie" if valid else None)), margin
     return majority_vote(verdicts), margin

@@ -33,8 +33,27 @@ def grouped_accuracy(predicted, truth, groups: Sequence[str]) -> dict[str, float
 
 
 def macro_accuracy(predicted, truth, groups) -> float:
-    """The mean of the groups' accuracies (VL-RewardBench's "Macro Average Acc")."""
+    """The mean of the groups' accuracies."""
     return float(np.mean(list(grouped_accuracy(predicted, truth, groups).values())))
+
+
+def valid_accuracy(predicted: Sequence[str | None], truth: Sequence[str]) -> float:
+    """VL-RewardBench's `cal.py`: right answers over the answers that name a winner; an unparsed answer, and a tie
+    (which its answer pattern does not match), is left out of the denominator."""
+    kept = [(p, t) for p, t in zip(predicted, truth, strict=True) if p in NON_TIES]
+    return accuracy([p for p, _ in kept], [t for _, t in kept])
+
+
+def vl_rewardbench_accuracies(predicted, truth, groups, names: Sequence[str]) -> dict[str, float]:
+    """Its `cal.py`: each group's `valid_accuracy`; the macro average, the mean over the `names` groups; the
+    overall accuracy, right answers over valid answers of all groups pooled."""
+    found = {}
+    for name in names:
+        kept = [(p, t) for p, t, g in zip(predicted, truth, groups, strict=True) if g == name]
+        found[f"accuracy/{name}"] = valid_accuracy([p for p, _ in kept], [t for _, t in kept])
+    found["macro_accuracy"] = float(np.mean([found[f"accuracy/{name}"] for name in names]))
+    found["accuracy"] = valid_accuracy(predicted, truth)
+    return found
 
 
 def accuracy_with_ties(predicted, truth) -> float:
@@ -115,9 +134,30 @@ def bootstrap_interval(
 
 
 def random_guess_for_invalid(predicted: Sequence[str | None], seed: int = 123) -> list[str]:
-    """Multimodal RewardBench's rule: an unparseable answer becomes a seeded coin flip (in file order)."""
+    """Multimodal RewardBench's `2_get_accuracy.py`: an answer that names no winner (unparsed, or a tie: it holds
+    neither `[[A]]` nor `[[B]]`) becomes a coin flip, one `random.random()` of `random.seed(123)` per such answer in
+    file order (`< 0.5`: A)."""
     rng = random.Random(seed)
-    return [p if p is not None else ("first" if rng.random() < 0.5 else "second") for p in predicted]
+    return [p if p in NON_TIES else ("first" if rng.random() < 0.5 else "second") for p in predicted]
+
+
+def videoalign_tie_accuracy(margins: Sequence[float], truth: Sequence[str]) -> float:
+    """VideoGen-RewardBench "w/ ties" as VideoAlign's `calc_accuracy.py` computes it: pairs sorted by |margin|
+    (a stable sort: rows of equal |margin| stay in file order), then one pair at a time moved into the predicted
+    ties, the accuracy taken after each move, the best kept. Between rows of equal |margin| the states it scores
+    match no threshold, so the number depends on the rows' order (`tie_calibrated_accuracy` scores only the states
+    that do not); a margin that is NaN is never a tie and never right."""
+    m = np.asarray(margins, dtype=float)
+    h = np.array([{"first": 1, "second": -1}.get(t, 0) for t in truth])
+    tie = np.zeros(len(m), dtype=bool)
+    best = float("-inf")
+    for index in sorted(range(len(m)), key=lambda i: abs(m[i]) if not np.isnan(m[i]) else float("inf")):
+        if np.isnan(m[index]):
+            break
+        tie[index] = True
+        right = np.where(h == 0, tie, ~tie & (h * m > 0))
+        best = max(best, float(np.mean(right)))
+    return best if best > float("-inf") else float("nan")
 
 
 def majority_vote(votes: Sequence[str | None]) -> str | None:

@@ -16,6 +16,7 @@ Layouts (README, "Evaluating judges on reward-model benchmarks"):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -29,12 +30,19 @@ Read = tuple[list[BenchmarkItem], list[Skipped]]
 
 
 def _each(rows: list[dict[str, Any]], make: Callable[[dict[str, Any], int], BenchmarkItem], name: str) -> Read:
-    """Items from rows; a row with a missing or malformed field is skipped with the field named."""
+    """Items from rows, one per row: a row with a missing or malformed field is skipped with the field named, and
+    an id that an earlier row already has (VL-RewardBench's release has ~25 ids on two rows with different queries)
+    becomes `<id>#row<index>`, so that predictions, resumption and counts never merge two rows."""
     items, skipped = [], []
+    seen: set[str] = set()
     for index, row in enumerate(rows):
         row_id = str(row.get("id", row.get("ID", index)))
         try:
-            items.append(make(row, index))
+            item = make(row, index)
+            if item.id in seen:
+                item = dataclasses.replace(item, id=f"{item.id}#row{index}")
+            seen.add(item.id)
+            items.append(item)
         except ItemError as error:
             skipped.append(Skipped(row_id, error.reason, str(error)))
         except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -185,8 +193,15 @@ def multimodal_rewardbench_category(category: str, item_id: str) -> str:
 
 def read_multimodal_rewardbench(root: str | Path) -> Read:
     root = Path(root)
-    candidates = [root / "data" / name for name in ("all_data.json", "all_data_release.json")]
-    path = _need([p for p in candidates if p.is_file()], "data/all_data.json", root)[0]
+    path = root / "data" / "all_data.json"
+    if not path.is_file():
+        found = "is there, but it" if (root / "data" / "all_data_release.json").is_file() else "(the release file)"
+        raise UserError(
+            f"benchmark.root={root}: no data/all_data.json (data/all_data_release.json {found} lacks the prompts "
+            "(Text) of most sources): "
+            "build all_data.json with `python scripts/0_download_data.py` in the multimodal_rewardbench "
+            "checkout (it fetches the sources and their images)"
+        )
 
     def make(row: dict[str, Any], _: int) -> BenchmarkItem:
         if row["Better"] not in ("Output1", "Output2"):

@@ -15,8 +15,13 @@ from unified_reward.benchmarks.items import Skipped
 SHOWN_TRUTH = {False: {"first": "first", "second": "second"}, True: {"first": "second", "second": "first"}}
 
 
+VL_REWARDBENCH_GROUPS = ("general", "hallucination", "reasoning")
+
+
 def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Callable[[Sequence[int]], float]]:
-    """name -> metric over the given item indices (so that each can be bootstrapped)."""
+    """name -> metric over the given item indices (so that each can be bootstrapped). Each benchmark's numbers
+    under its authors' names as their scripts compute them; a number of ours is named `ours/...`. `rows` are in
+    the benchmark's file order (Multimodal RewardBench's coin flips are drawn in it)."""
     verdict = [r["verdict"] for r in rows]
     truth = [r["truth"] for r in rows]
     group = [r["group"] for r in rows]
@@ -27,12 +32,15 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
 
     found: dict[str, Callable] = {"accuracy": on(M.accuracy, verdict, truth)}
     if benchmark == "vl_rewardbench":
-        for name in ("general", "hallucination", "reasoning"):
-            found[f"accuracy/{name}"] = on(
-                lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), verdict, truth, group
+        found = {}
+        for name in ("accuracy", "macro_accuracy", *(f"accuracy/{g}" for g in VL_REWARDBENCH_GROUPS)):
+            found[name] = on(
+                lambda v, t, g, n=name: M.vl_rewardbench_accuracies(v, t, g, VL_REWARDBENCH_GROUPS)[n],
+                verdict,
+                truth,
+                group,
             )
-        found["macro_accuracy"] = on(M.macro_accuracy, verdict, truth, group)
-        found["accuracy_valid_only"] = on(lambda v, t: M.accuracy(*_valid(v, t)), verdict, truth)  # its cal.py
+        found["ours/accuracy_all_items"] = on(M.accuracy, verdict, truth)  # an unparsed answer or a tie is wrong
     elif benchmark.startswith("genai_bench"):
         found = {
             "accuracy_with_ties": on(M.accuracy_with_ties, verdict, truth),
@@ -40,17 +48,20 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
             "accuracy_4way": on(M.genai_four_way_accuracy, verdict, truth),
         }
     elif benchmark == "videogen_rewardbench":
-        found = {}
-        for label in ("Overall", "VQ", "MQ", "TA"):
-            labels = [r["labels"].get(label, r["truth"]) for r in rows]
-            found[f"{label}/accuracy_with_ties"] = on(lambda m, t: M.tie_calibrated_accuracy(m, t)[0], margin, labels)
-            found[f"{label}/accuracy_without_ties"] = on(M.accuracy_without_ties_from_margins, margin, labels)
+        # VQ / MQ / TA are not reported: they need a judgment per dimension, and the judge gives one overall
+        found = {
+            "accuracy_with_ties": on(M.videoalign_tie_accuracy, margin, truth),
+            "accuracy_without_ties": on(M.accuracy_without_ties_from_margins, margin, truth),
+            "ours/accuracy_with_ties_order_free": on(lambda m, t: M.tie_calibrated_accuracy(m, t)[0], margin, truth),
+        }
     elif benchmark == "multimodal_rewardbench":
+        guessed = M.random_guess_for_invalid(verdict)  # once, over the whole file in its order, as its script does
+        found = {"accuracy": on(M.accuracy, guessed, truth)}
         for name in sorted(set(group)):
             found[f"accuracy/{name}"] = on(
-                lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), verdict, truth, group
+                lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), guessed, truth, group
             )
-        found["accuracy_official"] = on(lambda v, t: M.accuracy(M.random_guess_for_invalid(v), t), verdict, truth)
+        found["ours/accuracy_no_coin_flips"] = on(M.accuracy, verdict, truth)  # an unparsed answer or a tie is wrong
     elif benchmark == "synthetic":
         for name in sorted(set(group)):
             found[f"accuracy/{name}"] = on(
@@ -62,11 +73,6 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
 
 def _where(verdicts, truths, groups, name):
     kept = [(v, t) for v, t, g in zip(verdicts, truths, groups, strict=True) if g == name]
-    return [v for v, _ in kept], [t for _, t in kept]
-
-
-def _valid(verdicts, truths):
-    kept = [(v, t) for v, t in zip(verdicts, truths, strict=True) if v is not None]
     return [v for v, _ in kept], [t for _, t in kept]
 
 
