@@ -153,3 +153,32 @@ def write_multimodal_rewardbench(root: Path) -> Path:
         )
     (root / "data" / "all_data.json").write_text(json.dumps(rows))
     return root
+
+
+def write_mmrb2(root: Path) -> Path:
+    """facebookresearch/MMRB2 as its build_from_hf.py writes it: benchmark/<subset>.json ({"pairs": [...]}) and the
+    images they name, relative to benchmark/."""
+    folder = root / "benchmark"
+    (folder / "images").mkdir(parents=True)
+
+    def pair(subset: str, index: int, chosen: str, images: int = 1) -> dict:
+        for side in "ab":
+            (folder / "images" / f"{subset}_{index}_{side}.png").write_bytes(png(index + (9 if side == "b" else 0)))
+        return {
+            "id": f"p{index}",
+            "prompt_source": "test",
+            "prompt_metadata": {"id": f"q{index}"},
+            "prompt_content": [["text", f"two red circles, number {index}"]],
+            "response_a": {
+                "model_name": "m1",
+                "response_content": [["image", f"images/{subset}_{index}_a.png"]] * images,
+            },
+            "response_b": {"model_name": "m2", "response_content": [["image", f"images/{subset}_{index}_b.png"]]},
+            "chosen": chosen,
+            "human_annotations": [],
+        }
+
+    t2i = [pair("t2i", 0, "A"), pair("t2i", 1, "B"), pair("t2i", 2, "C"), pair("t2i", 3, "A", images=2)]
+    (folder / "t2i.json").write_text(json.dumps({"pairs": t2i}))
+    (folder / "edit.json").write_text(json.dumps({"pairs": [pair("edit", 0, "A"), pair("edit", 1, "B")]}))
+    return root

@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 
 from benchmark_fixtures import (
     write_genai_bench,
+    write_mmrb2,
     write_multimodal_rewardbench,
     write_videogen_rewardbench,
     write_vl_rewardbench,
@@ -117,6 +118,23 @@ def test_point_judging_in_both_orders_and_the_tie_calibrated_video_metrics(tmp_p
     assert set(results["metrics"]) == set(names)  # VQ / MQ / TA need per-dimension judgments: not reported
     assert all(0.0 <= results["metrics"][name] <= 1.0 for name in names)
     assert 0.0 <= results["checks"]["swap_consistency"] <= 1.0
+
+
+def test_mmrb2_in_both_orders_with_its_other_subsets_counted_as_skipped(tmp_path, tiny_judge):
+    root = write_mmrb2(tmp_path / "mmrb2")
+    options = ["benchmark=mmrb2", f"benchmark.root={root}", f"judge={tiny_judge}", "protocol.order=both"]
+    results, folder = _evaluate(tmp_path, *options)
+    assert results["items"] == 6 and results["judged"] == 2
+    assert results["skipped"] == {"task_not_supported": 2, "malformed_field": 2}
+    rows = [json.loads(line) for line in (folder / "predictions-r000.jsonl").read_text().splitlines()]
+    trials = [(p["verdict"], r["truth"]) for r in rows for p in r["presentations"]]
+    judged = [(v, t) for v, t in trials if v is not None]
+    assert len(trials) == 4  # each pair in both orders: two trials
+    assert (
+        results["metrics"]["accuracy"]
+        == results["metrics"]["accuracy/t2i"]
+        == sum(v == t for v, t in judged) / len(judged)
+    )
 
 
 def test_a_missing_root_names_the_folder_and_its_layout(tmp_path):

@@ -117,6 +117,13 @@ def test_vl_rewardbench_leaves_unparsed_answers_and_ties_out_of_each_denominator
     assert M.accuracy(pred, truth) == 4 / 10  # ours: every item in the denominator
 
 
+def test_mmrb2_counts_each_order_as_a_trial_and_leaves_out_trials_without_a_verdict():
+    # its compute_accuracy.py: forward and reverse judgements are separate trials; a falsy judgement is not
+    # evaluated; "tie" (truthy, not the chosen answer) is wrong
+    trials = [("first", "first"), ("second", "first"), (None, "second"), ("tie", "second"), ("second", "second")]
+    assert M.mmrb2_accuracy(trials) == 2 / 4
+
+
 def test_official_rules_for_unparseable_answers_and_votes():
     guessed = M.random_guess_for_invalid(["first", None, None, "second"], seed=123)
     assert guessed[0] == "first" and guessed[3] == "second" and set(guessed[1:3]) <= {"first", "second"}

@@ -4,6 +4,7 @@ import pytest
 
 from benchmark_fixtures import (
     write_genai_bench,
+    write_mmrb2,
     write_multimodal_rewardbench,
     write_videogen_rewardbench,
     write_vl_rewardbench,
@@ -79,3 +80,21 @@ def test_multimodal_rewardbench_categories_split_as_its_script_does(tmp_path):
 def test_a_root_without_the_released_files_says_what_it_looked_for(tmp_path):
     with pytest.raises(UserError, match="no data/test-\\*.parquet or data.json found"):
         readers.read_vl_rewardbench(tmp_path)
+
+
+def test_mmrb2_text_to_image_pairs_and_the_subsets_without_a_task_counted(tmp_path):
+    items, skipped = readers.read_mmrb2(write_mmrb2(tmp_path))
+    assert [(i.id, i.task, i.truth, i.group) for i in items] == [
+        ("t2i-p0", "image_generation", "first", "t2i"),
+        ("t2i-p1", "image_generation", "second", "t2i"),
+    ]
+    assert items[1].prompt == "two red circles, number 1"
+    reasons = sorted((s.id, s.reason) for s in skipped)
+    assert reasons == [
+        ("edit-p0", "task_not_supported"),
+        ("edit-p1", "task_not_supported"),
+        ("t2i-p2", "malformed_field"),  # chosen "C"
+        ("t2i-p3", "malformed_field"),  # two images in one response
+    ]
+    _, (a, b) = items[0].loaded(SAMPLING)
+    assert a.size == b.size == (64, 64)

@@ -141,6 +141,14 @@ def random_guess_for_invalid(predicted: Sequence[str | None], seed: int = 123) -
     return [p if p in NON_TIES else ("first" if rng.random() < 0.5 else "second") for p in predicted]
 
 
+def mmrb2_accuracy(trials: Sequence[tuple[str | None, str]]) -> float:
+    """MMRB2's `compute_accuracy.py`: every order an item was shown in is a trial of its own (its verdict mapped back
+    to the released order); a trial without a verdict is left out of the denominator, any other verdict that is
+    not the chosen answer (a tie too) is wrong."""
+    judged = [(v, t) for v, t in trials if v is not None]
+    return accuracy([v for v, _ in judged], [t for _, t in judged])
+
+
 def videoalign_tie_accuracy(margins: Sequence[float], truth: Sequence[str]) -> float:
     """VideoGen-RewardBench "w/ ties" as VideoAlign's `calc_accuracy.py` computes it: pairs sorted by |margin|
     (a stable sort: rows of equal |margin| stay in file order), then one pair at a time moved into the predicted

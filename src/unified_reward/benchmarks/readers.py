@@ -11,6 +11,8 @@ Layouts (README, "Evaluating judges on reward-model benchmarks"):
   same) with the unzipped `videos/` beside it.
 - Multimodal RewardBench: `data/all_data.json` (a JSON array: ID, Text, Image (relative to data/), Output1,
   Output2, Better, Category).
+- MMRB2: `benchmark/{t2i,edit,interleaved,reasoning}.json` with their images (text-to-image read; the others
+  skipped and counted until their tasks exist).
 - synthetic: the synthetic world's test split (pair records), through the same harness.
 """
 
@@ -218,6 +220,58 @@ def read_multimodal_rewardbench(root: str | Path) -> Read:
         )
 
     return _each(json.loads(path.read_text()), make, "Multimodal RewardBench")
+
+
+# ---- MMRB2 -------------------------------------------------------------------------------------------------
+
+MMRB2_SUBSETS = ("t2i", "edit", "interleaved", "reasoning")
+MMRB2_TASKS = {"t2i": "image_generation"}  # edit, interleaved, reasoning: no task of ours judges them yet
+
+
+def _mmrb2_parts(content: Any, kind: str) -> list[str]:
+    """The values of a content list's `[kind, value]` entries (MMRB2's `prompt_content` / `response_content`)."""
+    return [str(value) for part, value in content if part == kind]
+
+
+def read_mmrb2(root: str | Path) -> Read:
+    """facebookresearch/MMRB2's `benchmark/<subset>.json` (`{"pairs": [...]}`, as its build_from_hf.py writes them):
+    each pair's `prompt_content` and `response_a` / `response_b` `response_content` (lists of `["text" | "image",
+    value]`, images relative to the json's folder) and `chosen` (A / B). A text-to-image pair becomes an image
+    generation item; the pairs of the other subsets are skipped as `task_not_supported` (counted, never dropped)."""
+    root = Path(root)
+    folder = root / "benchmark" if (root / "benchmark").is_dir() else root
+    paths = _need([folder / f"{s}.json" for s in MMRB2_SUBSETS if (folder / f"{s}.json").is_file()], "t2i.json", root)
+    items, skipped = [], []
+    for path in paths:
+        subset = path.stem
+        # ids are unique within a subset only
+        pairs = [
+            pair | {"id": f"{subset}-{pair.get('id', i)}"}
+            for i, pair in enumerate(json.loads(path.read_text())["pairs"])
+        ]
+        if subset not in MMRB2_TASKS:
+            skipped += [Skipped(pair["id"], "task_not_supported", f"MMRB2 {subset}: no task of ours") for pair in pairs]
+            continue
+
+        def make(pair: dict[str, Any], _: int, subset: str = subset) -> BenchmarkItem:
+            if pair["chosen"] not in ("A", "B"):
+                raise ItemError("malformed_field", f"chosen {pair['chosen']!r}")
+            images = [_mmrb2_parts(pair[f"response_{side}"]["response_content"], "image") for side in "ab"]
+            if any(len(found) != 1 for found in images):
+                raise ItemError("malformed_field", f"responses with {[len(f) for f in images]} images, not one each")
+            return BenchmarkItem(
+                pair["id"],
+                MMRB2_TASKS[subset],
+                " ".join(_mmrb2_parts(pair["prompt_content"], "text")),
+                tuple(MediaRef("image", path=str(folder / found[0])) for found in images),
+                "first" if pair["chosen"] == "A" else "second",
+                group=subset,
+            )
+
+        found, bad = _each(pairs, make, f"MMRB2 {subset}")
+        items += found
+        skipped += bad
+    return items, skipped
 
 
 # ---- the synthetic world ---------------------------------------------------------------------------------

@@ -62,6 +62,15 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
                 lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), guessed, truth, group
             )
         found["ours/accuracy_no_coin_flips"] = on(M.accuracy, verdict, truth)  # an unparsed answer or a tie is wrong
+    elif benchmark == "mmrb2":
+        trials = [[(p["verdict"], r["truth"]) for p in r["presentations"]] for r in rows]
+
+        def pooled(t, g, name=None):
+            return M.mmrb2_accuracy([trial for ts, gs in zip(t, g, strict=True) if name in (None, gs) for trial in ts])
+
+        found = {"accuracy": on(pooled, trials, group)}  # its "Overall": the trials of every subset pooled
+        for name in sorted(set(group)):
+            found[f"accuracy/{name}"] = on(lambda t, g, n=name: pooled(t, g, n), trials, group)
     elif benchmark == "synthetic":
         for name in sorted(set(group)):
             found[f"accuracy/{name}"] = on(
