@@ -25,7 +25,10 @@ def serve(cfg: DictConfig) -> None:
     from unified_reward.serving.requests import Limits
     from unified_reward.serving.server import JudgeLoader, build_server
 
-    if cfg.chat and (cfg.judge == "random" or cfg.judge in cfg.named_judges):
+    writes_no_text = (
+        cfg.judge == "random" or cfg.judge in cfg.named_judges or (Path(cfg.judge) / "scalar_judge.json").is_file()
+    )
+    if cfg.chat and writes_no_text:
         from unified_reward.errors import UserError
 
         raise UserError(f"judge={cfg.judge} writes no text for /v1/chat/completions; add chat=false")

@@ -137,6 +137,17 @@ def test_mmrb2_in_both_orders_with_its_other_subsets_counted_as_skipped(tmp_path
     )
 
 
+def test_a_scalar_head_reward_model_is_evaluated_like_our_judges(tmp_path):
+    from test_scalar_judges import tiny
+
+    tiny("hpsv3").save_pretrained(tmp_path / "hpsv3")
+    root = write_genai_bench(tmp_path / "genai")
+    options = ["benchmark=genai_bench_image", f"benchmark.root={root}", f"judge={tmp_path / 'hpsv3'}"]
+    results, _ = _evaluate(tmp_path, *options, "protocol.order=both")
+    assert results["judged"] == 5 and 0.0 <= results["metrics"]["accuracy_without_ties"] <= 1.0
+    assert results["checks"]["swap_consistency"] == 1.0  # sigmoid(r1 - r2): the same verdict in both orders
+
+
 def test_a_missing_root_names_the_folder_and_its_layout(tmp_path):
     from unified_reward.errors import UserError
 

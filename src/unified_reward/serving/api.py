@@ -224,8 +224,10 @@ class ChatAPI(ls.LitAPI):
         self.max_new_tokens = max_new_tokens
 
     def setup(self, device: str) -> None:
+        from unified_reward.scoring import Judge
+
         self.judge = self.load_judge(device)
-        if not hasattr(self.judge, "processor"):
+        if not isinstance(self.judge, Judge):
             raise ValueError("the chat endpoint needs a judge that writes text (a judge export or checkpoint)")
 
     def decode_request(self, request, context_kwargs=None):
