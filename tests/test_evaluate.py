@@ -114,7 +114,7 @@ def test_point_judging_in_both_orders_and_the_tie_calibrated_video_metrics(tmp_p
         "protocol.order=both",
         "protocol.video_frames=4",
     )
-    names = ("accuracy_with_ties", "accuracy_without_ties", "ours/accuracy_with_ties_order_free")
+    names = ("accuracy_with_ties", "accuracy_without_ties", "accuracy_with_ties_videoalign_code")
     assert set(results["metrics"]) == set(names)  # VQ / MQ / TA need per-dimension judgments: not reported
     assert all(0.0 <= results["metrics"][name] <= 1.0 for name in names)
     assert 0.0 <= results["checks"]["swap_consistency"] <= 1.0

@@ -82,7 +82,9 @@ def test_tie_calibrated_accuracy_equals_the_authors_algorithm(seed):
     h = rng.choice([1, -1, 0], size=60, p=[0.4, 0.4, 0.2])
     m = rng.normal(0.3 * h, 0.5)  # distinct |m| (the authors' streaming update differs only on repeated values)
     truth = [{1: "first", -1: "second", 0: "tie"}[x] for x in h]
-    assert M.tie_calibrated_accuracy(m.tolist(), truth)[0] == pytest.approx(_official_tie_calibrated(h, m))
+    no_ties = float(np.mean(h * m > 0))  # the state the authors' sweep starts from but does not score
+    wanted = max(_official_tie_calibrated(h, m), no_ties)
+    assert M.tie_calibrated_accuracy(m.tolist(), truth)[0] == pytest.approx(wanted)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -101,6 +103,9 @@ def test_the_videoalign_number_depends_on_row_order_and_the_order_free_one_does_
     assert M.videoalign_tie_accuracy([0.1, 0.1], ["tie", "first"]) == 1.0  # the same rows, swapped
     assert M.tie_calibrated_accuracy([0.1, 0.1], ["first", "tie"])[0] == 0.5
     assert M.tie_calibrated_accuracy([0.1, 0.1], ["tie", "first"])[0] == 0.5
+    # written pair verdicts: margins +-1 only; without the no-tie state the sweep has one state, all ties (0.25)
+    assert M.tie_calibrated_accuracy([1.0, -1.0, 1.0, 1.0], ["first", "second", "tie", "second"]) == (0.5, -1.0)
+    assert M.videoalign_tie_accuracy([1.0, -1.0, 1.0, 1.0], ["first", "second", "tie", "second"]) == 0.25
 
 
 def test_vl_rewardbench_leaves_unparsed_answers_and_ties_out_of_each_denominator():

@@ -76,20 +76,25 @@ def genai_four_way_accuracy(predicted, truth) -> float:
 
 def tie_calibrated_accuracy(margins: Sequence[float], truth: Sequence[str]) -> tuple[float, float]:
     """VideoGen-RewardBench "w/ ties" (Ties Matter, arXiv 2305.14324, Algorithm 1): a margin |m| <= epsilon is a
-    predicted tie; the best three-class accuracy over the thresholds epsilon in {|m_i|}, and that threshold.
+    predicted tie; the best three-class accuracy over the states no row order changes, the thresholds epsilon in
+    {|m_i|} and no predicted tie at all (epsilon = -1, where VideoAlign's traversal starts: with pair verdicts the
+    margins take few values, and without that state the sweep may score one state only, every item a tie), and
+    that threshold.
 
     `margins`: preference for the first candidate (score A - score B, or P(A) - P(B)); NaN (no reading) never
     counts as right."""
     m = np.asarray(margins, dtype=float)
     h = np.array([{"first": 1, "second": -1}.get(t, 0) for t in truth])
-    best, best_epsilon = float("-inf"), 0.0
-    for epsilon in sorted(set(np.abs(m[~np.isnan(m)]).tolist())):
+    if not len(m):
+        return float("nan"), 0.0
+    best, best_epsilon = float("-inf"), -1.0
+    for epsilon in [-1.0, *sorted(set(np.abs(m[~np.isnan(m)]).tolist()))]:
         model_tie = np.abs(m) <= epsilon
         right = np.where(h == 0, model_tie, ~model_tie & (h * m > 0))
         score = float(np.mean(right))
         if score > best:
             best, best_epsilon = score, epsilon
-    return (best if best > float("-inf") else float("nan")), best_epsilon
+    return best, best_epsilon
 
 
 def accuracy_without_ties_from_margins(margins, truth) -> float:

@@ -50,9 +50,11 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
     elif benchmark == "videogen_rewardbench":
         # VQ / MQ / TA are not reported: they need a judgment per dimension, and the judge gives one overall
         found = {
-            "accuracy_with_ties": on(M.videoalign_tie_accuracy, margin, truth),
+            "accuracy_with_ties": on(lambda m, t: M.tie_calibrated_accuracy(m, t)[0], margin, truth),
             "accuracy_without_ties": on(M.accuracy_without_ties_from_margins, margin, truth),
-            "ours/accuracy_with_ties_order_free": on(lambda m, t: M.tie_calibrated_accuracy(m, t)[0], margin, truth),
+            # VideoAlign's calc_accuracy.py on the rows in file order: between rows of equal margin it scores
+            # states no threshold gives, so it can differ from the number above (metrics.videoalign_tie_accuracy)
+            "accuracy_with_ties_videoalign_code": on(M.videoalign_tie_accuracy, margin, truth),
         }
     elif benchmark == "multimodal_rewardbench":
         guessed = M.random_guess_for_invalid(verdict)  # once, over the whole file in its order, as its script does

@@ -124,7 +124,7 @@ class JudgeAPI(ls.LitAPI):
                 raise RequestError(
                     422,
                     f"this judge cannot read a score on {low:g}-{high:g} in one pass (its score answers share "
-                    f"token prefixes); ask on a scale of at most 10 scores, e.g. [1, 5] or [1, 10]",
+                    f"token prefixes); ask on a scale it reads, e.g. [1, 5] or [1, 10]",
                 )
 
     def batch(self, inputs: list) -> list:
@@ -141,22 +141,19 @@ class JudgeAPI(ls.LitAPI):
     def _answer(self, requests: list[JudgeRequest]) -> list:
         try:
             return answer(self.judge, requests)
-        except Exception:
+        except Exception as error:
             if len(requests) == 1:
-                return [self._failed(requests[0])]
+                return [self._failed(requests[0], error)]
             log.warning("a batch of %d requests failed in the judge; judging each alone", len(requests))
             return [self._answer([r])[0] for r in requests]
 
-    def _failed(self, request: JudgeRequest) -> RequestError:
-        try:
-            answer(self.judge, [request])
-        except _DATA_ERRORS as error:
-            log.warning("a %s request failed in the judge", request.op, exc_info=True)
+    def _failed(self, request: JudgeRequest, error: Exception) -> RequestError:
+        """The answer to one request that failed in the judge: a 422 where its content caused it, else a 500."""
+        if isinstance(error, _DATA_ERRORS):
+            log.warning("a %s request failed in the judge", request.op, exc_info=error)
             return RequestError(422, f"this request could not be judged ({type(error).__name__}: {str(error)[:200]})")
-        except Exception as error:
-            log.exception("a %s request failed in the judge", request.op)
-            return RequestError(500, f"the judge failed on this request ({type(error).__name__})")
-        return RequestError(500, "the judge failed on this request once and not when retried")
+        log.error("a %s request failed in the judge", request.op, exc_info=error)
+        return RequestError(500, f"the judge failed on this request ({type(error).__name__})")
 
     def unbatch(self, output: list) -> list:
         return output
