@@ -22,7 +22,7 @@ import yaml
 from unified_reward.reporting import mean_spread
 
 TASKS = ("image_generation", "image_understanding", "video_generation", "video_understanding")
-PROBE_ROLES = ("seen", "cand", "true", "check", "tally", "compare", "verdict", "verdict_tie", "score")
+PROBE_ROLES = ("asked", "seen", "cand", "true", "check", "tally", "compare", "verdict", "verdict_tie", "score")
 
 
 def val_accuracy(run: Path) -> dict[str, dict[int, float]]:
