@@ -178,7 +178,7 @@ def rss_mib(server) -> float:
     return server.memory_bytes() / 2**20
 
 
-def test_sixteen_clients_for_thirty_seconds_with_a_fifth_of_the_requests_bad(server, reference):
+def test_sixteen_clients_for_twenty_seconds_with_a_fifth_of_the_requests_bad(server, reference):
     """No 5xx, every valid answer equals the in-process judge's for its own request (each request is tagged by
     its index into the table of bodies and checked against that body's answer), every bad request a 4xx with its
     reason, and the server's memory flat."""
@@ -188,7 +188,7 @@ def test_sixteen_clients_for_thirty_seconds_with_a_fifth_of_the_requests_bad(ser
     for b in valid:  # warm: the first answers of each shape build caches that later ones reuse
         client.post("/v1/judge", b)
     memory_before = rss_mib(server)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 20  # the full-length version: benchmarks/bench_serve_load.py
 
     def one_client(index: int):
         rng = np.random.default_rng(index)
