@@ -5,12 +5,11 @@ a saved judge loads back with its head from the released layouts, and evaluate.p
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import save_file
 
+from serving_support import image
 from unified_reward.encoding.chat import pad_batch
 from unified_reward.errors import UserError
 from unified_reward.judgments import JudgeQuery
@@ -21,10 +20,6 @@ from unified_reward.serving.requests import Limits, answer, parse_request
 from unified_reward.synthetic.vocabulary import world_vocabulary
 
 KINDS = {"hpsv3": "qwen2_vl", "skywork_vl_reward": "qwen2_5_vl", "edit_reward": "qwen2_5_vl"}
-
-
-def image(seed: int) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 32, 3), dtype=np.uint8))
 
 
 def tiny(kind: str) -> ScalarJudge:

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unified_reward.data.schema import is_generation
+from unified_reward.data.schema import is_generation, media_kind_of
 from unified_reward.encoding.chat import encode_chat, pad_batch
 from unified_reward.errors import UserError
 from unified_reward.judgments import JudgeQuery, JudgeReadings, Judgment
@@ -118,7 +118,8 @@ class ScalarRewardModel(nn.Module):
         return self.rm_head if self.spec.heads == 1 else self.rm_heads[f"head_{index}"]
 
     def forward(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, head: int = 0) -> torch.Tensor:
-        hidden = self.vlm(**inputs, output_hidden_states=True, use_cache=False).hidden_states[-1]
+        # the decoder alone: its last (normed) hidden state is all a head reads, no vocabulary logits are needed
+        hidden = self.vlm.model(**inputs, use_cache=False).last_hidden_state
         picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
         module = self.head_module(head)
         out = module(picked.to(next(module.parameters()).dtype))
@@ -151,8 +152,7 @@ class ScalarJudge(JudgeReadings):
             answer = candidate if self.spec.answer_as_assistant else None
             if answer is None:
                 text = f"{text}\n{candidate}"
-        kind = "video" if task.startswith("video") else "image"
-        parts = [{"type": kind, "media": m} for m in media] + [{"type": "text", "text": text}]
+        parts = [{"type": media_kind_of(task), "media": m} for m in media] + [{"type": "text", "text": text}]
         return encode_chat(self.processor, parts, answer, max_length=self.max_length)
 
     def _positions(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
