@@ -3,6 +3,7 @@
 python src/train.py experiment=reward_joint
 python src/train.py -m experiment=reward_joint,reward_image_generation seed=1,2,3
 python src/train.py experiment=reward_joint ckpt_path=logs/reward_joint/runs/<time>/checkpoints/last.ckpt
+python src/train.py -m hydra.sweep.dir=<fixed folder> skip_completed=true ...   (a rerun continues a killed multirun)
 
 A run writes logs/<task_name>/runs/<time>/: train.log, status.json (running / completed / failed), FAILED when it
 failed, metrics.json, checkpoints/, tensorboard/ and the export.
@@ -21,6 +22,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without `pip install -e .`
+import unified_reward  # noqa: E402, F401  (registers the configs' resolvers, also for --cfg job --resolve)
 
 log = logging.getLogger("train")
 
@@ -86,11 +88,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     from unified_reward.quiet import silence_known_noise
-    from unified_reward.runs import run_status
+    from unified_reward.runs import completed_metrics, run_status
 
     silence_known_noise()
-    with run_status(cfg.paths.output_dir):
-        metrics = train(cfg)
+    metrics = completed_metrics(cfg.paths.output_dir) if cfg.get("skip_completed") else None
+    if metrics is not None:
+        log.info("%s completed before (skip_completed=true): not run again", cfg.paths.output_dir)
+    else:
+        with run_status(cfg.paths.output_dir):
+            metrics = train(cfg)
     objective = cfg.get("objective")
     return metrics.get(objective) if objective else None
 

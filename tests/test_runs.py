@@ -3,7 +3,7 @@ import json
 import pytest
 
 from unified_reward.errors import UserError
-from unified_reward.runs import FAILED_MARKER, STATUS_FILE, run_status
+from unified_reward.runs import FAILED_MARKER, STATUS_FILE, completed_metrics, run_status
 
 
 def _status(folder):
@@ -39,3 +39,16 @@ def test_a_bug_propagates_with_its_traceback_and_still_marks_the_run(tmp_path):
     with run_status(tmp_path):  # a resumed run in the same folder starts clean
         pass
     assert not (tmp_path / FAILED_MARKER).exists()
+
+
+def test_only_a_completed_run_with_its_metrics_counts_as_done(tmp_path):
+    assert completed_metrics(tmp_path) is None  # never started
+    with run_status(tmp_path):
+        pass
+    assert completed_metrics(tmp_path) is None  # completed, but no metrics.json
+    (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"test/acc/mean": 0.75}}))
+    assert completed_metrics(tmp_path) == {"test/acc/mean": 0.75}
+    (tmp_path / STATUS_FILE).write_text(json.dumps({"status": "running"}))  # killed part way
+    assert completed_metrics(tmp_path) is None
+    (tmp_path / STATUS_FILE).write_text("{not json")
+    assert completed_metrics(tmp_path) is None

@@ -59,6 +59,18 @@ def run_status(folder: str | os.PathLike) -> Iterator[None]:
     _write_status(folder, status="completed", command=command, seconds=round(time.time() - started, 1))
 
 
+def completed_metrics(folder: str | os.PathLike) -> dict | None:
+    """The metrics of the run in `folder` if it completed (status.json says so and metrics.json is there), else
+    None: a resumed multirun skips such runs and redoes the rest (running when killed, failed, or never started)."""
+    folder = Path(folder)
+    try:
+        status = json.loads((folder / STATUS_FILE).read_text())["status"]
+        metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return metrics if status == "completed" else None
+
+
 def instantiate_all(group) -> list:
     """Every entry of a config group (callbacks, loggers) that names a `_target_`, instantiated."""
     import hydra

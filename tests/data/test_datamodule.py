@@ -37,6 +37,17 @@ def test_train_loader_is_infinite_mixture_of_chosen_tasks(small_world):
     assert all(isinstance(r, PreferenceRecord) and r.id.startswith("synthetic-train-") for r in records)
 
 
+def test_train_tasks_train_on_some_tasks_and_evaluate_on_all(small_world):
+    datamodule = PreferenceDataModule(ShardFolder(small_world), train_tasks=["image_understanding"], batch_size=4)
+    loader = iter(datamodule.train_dataloader())
+    trained = {r.stream for _ in range(20) for r in next(loader)}
+    assert trained == {"image_understanding_pair", "image_understanding_point"}
+    tested = {r.stream for b in datamodule.test_dataloader() for r in b}
+    assert {s.rsplit("_", 1)[0] for s in tested} == set(TASKS)
+    with pytest.raises(ValueError, match="subset of tasks"):
+        PreferenceDataModule(ShardFolder(small_world), tasks=["image_generation"], train_tasks=["video_generation"])
+
+
 def test_single_stream_by_weights_and_unknown_names_rejected(small_world):
     weights = {"image_understanding_point": 0.0}
     datamodule = PreferenceDataModule(ShardFolder(small_world), tasks=["image_understanding"], weights=weights)

@@ -2,7 +2,8 @@
 
 Training reads a weighted mixture of (task, mode) streams forever (train by `max_steps`:
 iterable data has no length); validation and test read each included stream once. Which
-tasks and modes are included is how the single-task ablation is run.
+tasks and modes are included, and which of those training mixes (`train_tasks`), is how the single-task
+ablation is run: a judge trained on one task and tested on every task shows what transfers.
 
 Under DDP each pass is split so that every record is read by exactly one rank (see
 `reading.plan_reading`): with at least as many shards per stream as ranks, ranks read
@@ -41,6 +42,7 @@ class PreferenceDataModule(L.LightningDataModule):
         *,
         tasks: Sequence[str] = TASKS,
         modes: Sequence[str] = MODES,
+        train_tasks: Sequence[str] | None = None,
         weights: dict[str, float] | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
@@ -61,6 +63,12 @@ class PreferenceDataModule(L.LightningDataModule):
             raise ValueError(f"unknown tasks/modes {unknown}; tasks are {TASKS}, modes {MODES}")
         self.source = source
         self.tasks, self.modes = tuple(tasks), tuple(modes)
+        self.train_tasks = self.tasks if train_tasks is None else tuple(train_tasks)
+        outside = [t for t in self.train_tasks if t not in self.tasks]
+        if outside or not self.train_tasks:
+            raise ValueError(
+                f"train_tasks {list(self.train_tasks)} must be a non-empty subset of tasks {list(self.tasks)}"
+            )
         included = [stream_name(t, m) for t in self.tasks for m in self.modes]
         extra = set(weights or {}) - set(stream_name(t, m) for t in TASKS for m in MODES)
         if extra:
@@ -84,7 +92,11 @@ class PreferenceDataModule(L.LightningDataModule):
 
     def _mixture(self, split: str, *, repeat: bool) -> MixtureStream:
         available = self.source.streams(split)
-        missing = [name for name, w in self.weights.items() if w > 0 and name not in available]
+        weights = self.weights
+        if split == "train":  # validation and test read every included task, trained or not
+            trained = {stream_name(t, m) for t in self.train_tasks for m in self.modes}
+            weights = {name: w for name, w in weights.items() if name in trained}
+        missing = [name for name, w in weights.items() if w > 0 and name not in available]
         if missing:
             raise FileNotFoundError(f"split {split!r} has no shards for streams {missing} (it has {sorted(available)})")
         streams = {
@@ -99,10 +111,10 @@ class PreferenceDataModule(L.LightningDataModule):
                 seed=self.seed,
                 counter=self.skip_counts[split],
             )
-            for name, weight in self.weights.items()
+            for name, weight in weights.items()
             if weight > 0
         }
-        return MixtureStream(streams, self.weights, seed=self.seed)
+        return MixtureStream(streams, weights, seed=self.seed)
 
     def _loader(self, split: str, batch_size: int, *, repeat: bool) -> DataLoader:
         dataset = self._mixture(split, repeat=repeat)
