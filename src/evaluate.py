@@ -32,10 +32,13 @@ def load_reader(cfg: DictConfig, protocol):
     from unified_reward.benchmarks.harness import JudgeReader
     from unified_reward.judges import load_judge
 
-    if cfg.judge == "oracle" and cfg.benchmark.name != "synthetic":
+    if cfg.judge == "oracle" and not cfg.benchmark.name.startswith("synthetic"):
         from unified_reward.errors import UserError
 
-        raise UserError("judge=oracle reads the synthetic world's pixels: it judges benchmark=synthetic only")
+        raise UserError(
+            "judge=oracle reads the synthetic world's pixels: "
+            "it judges benchmark=synthetic and synthetic_generated only"
+        )
     judge = load_judge(
         cfg.judge,
         seed=cfg.protocol.seed,

@@ -182,3 +182,42 @@ def write_mmrb2(root: Path) -> Path:
     (folder / "t2i.json").write_text(json.dumps({"pairs": t2i}))
     (folder / "edit.json").write_text(json.dumps({"pairs": [pair("edit", 0, "A"), pair("edit", 1, "B")]}))
     return root
+
+
+def write_generated_samples(root: Path) -> Path:
+    """`make_benchmark.sh`'s layout: `<task>/samples/test/` candidate-set shards as `src/predict.py
+    stage=generator_candidates` writes them (4 samples per caption, lossless, `meta.oracle_scores`), here samples
+    that look generated made from the world's renders; and one set without oracle scores (skipped, counted)."""
+    from unified_reward.data.media import encode_media
+    from unified_reward.data.schema import CandidateSet
+    from unified_reward.data.shards import ShardSetWriter
+    from unified_reward.synthetic.generated_look import generated_look
+    from unified_reward.synthetic.oracle import score_generated_sample
+    from unified_reward.synthetic.world import WorldConfig, plan_record
+
+    world = WorldConfig(seed=5)
+    for task in ("image_generation", "video_generation"):
+        with ShardSetWriter(root / task / "samples" / "test") as writer:
+            for index in range(3):
+                plan = plan_record(world, "test", task, "point", index)
+                rng = np.random.default_rng(index)
+                scenes = [
+                    plan.scene.with_changes((a,), rng) if a else plan.scene for a in (None, "color", None, "count")
+                ]
+                if task == "image_generation":
+                    renders = [render_image(s, rng) for s in scenes]
+                else:
+                    renders = [render_video(s, rng, 64, 8) for s in scenes]
+                samples = [generated_look(r, rng) for r in renders]
+                scores = [score_generated_sample(plan.prompt, s) for s in samples]
+                writer.write(
+                    CandidateSet(
+                        id=f"{task}-{index}-candidates",
+                        task=task,
+                        prompt=plan.prompt,
+                        candidates=tuple(encode_media(s, lossless_video=True) for s in samples),
+                        source="generator_samples",
+                        meta={"oracle_scores": scores} if index < 2 else {},
+                    )
+                )
+    return root

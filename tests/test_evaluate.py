@@ -180,3 +180,16 @@ def test_the_oracle_judges_only_the_synthetic_world(tmp_path):
     root = write_vl_rewardbench(tmp_path / "vl")
     with pytest.raises(UserError, match="judge=oracle reads the synthetic world"):
         _evaluate(tmp_path, "benchmark=vl_rewardbench", f"benchmark.root={root}", "judge=oracle")
+
+
+def test_generators_samples_judged_against_the_oracle_without_its_ties(tmp_path):
+    from benchmark_fixtures import write_generated_samples
+
+    root = write_generated_samples(tmp_path / "generated")
+    results, _ = _evaluate(tmp_path, "benchmark=synthetic_generated", f"benchmark.root={root}", "judge=oracle")
+    # 2 tasks x 2 scored sets x 2 pairs; the set without scores is skipped and counted, per task
+    assert results["judged"] == 8 and results["skipped"] == {"no_oracle_scores": 2}
+    for task in ("image_generation", "video_generation"):
+        assert results["metrics"][f"accuracy_without_ties/{task}"] == 1.0
+        assert results["metrics"][f"accuracy_with_ties/{task}"] == 1.0
+        assert 0.0 <= results["metrics"][f"ours/oracle_tie_share/{task}"] < 1.0

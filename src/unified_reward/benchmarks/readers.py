@@ -14,6 +14,8 @@ Layouts (README, "Evaluating judges on reward-model benchmarks"):
 - MMRB2: `benchmark/{t2i,edit,interleaved,reasoning}.json` with their images (text-to-image read; the others
   skipped and counted until their tasks exist).
 - synthetic: the synthetic world's test split (pair records), through the same harness.
+- synthetic_generated: pairs of tiny generators' samples of unseen captions, labelled by the oracle
+  (`experiments/judge_on_generated/make_benchmark.sh` writes them).
 """
 
 from __future__ import annotations
@@ -290,11 +292,55 @@ def read_synthetic(source, split: str = "test") -> Read:
         for record in ShardStream(urls, name=stream, sampling=None):
             candidates = tuple(c if isinstance(c, str) else _stored(c) for c in record.candidates)
             context = _stored(record.context) if record.context is not None else None
+            # generation records say whether their candidates are clean renders or look generated (world.make_record)
+            look = {"look": "generated" if record.meta.get("generated_look") else "clean"} if context is None else {}
             items.append(
-                BenchmarkItem(record.id, record.task, record.prompt, candidates, record.label, context, stream)
+                BenchmarkItem(record.id, record.task, record.prompt, candidates, record.label, context, stream, look)
             )
     return items, []
 
 
 def _stored(media) -> MediaRef:
     return MediaRef(media.kind, data=media.data, ext=media.ext)
+
+
+# ---- generators' own samples of the synthetic world ----------------------------------------------------------
+
+
+def read_generated_samples(root: str | Path, split: str = "test") -> Read:
+    """Pairs of generators' samples (benchmark=synthetic_generated): every candidate-set folder under `root` (the
+    `<output>/<split>/` of `src/predict.py stage=generator_candidates`, whose sets carry the oracle's score of each
+    sample in `meta.oracle_scores`) gives, per caption, the pairs of samples (0, 1), (2, 3), ...: the truth is the
+    one the oracle scores higher, or a tie. A set without oracle scores is skipped and counted."""
+    from unified_reward.data.reading import ShardStream, SkipCounter
+    from unified_reward.data.shards import decode_candidate_set
+    from unified_reward.data.sources import ShardFolder
+
+    root = Path(root).expanduser()
+    folders = sorted(m.parent.parent for m in root.glob(f"**/{split}/manifest.json"))
+    streams = [
+        (name, urls)
+        for folder in folders
+        for name, urls in sorted(ShardFolder(folder).streams(split).items())
+        if name.endswith("_candidates")
+    ]
+    _need([Path(urls[0]) for _, urls in streams], f"candidate-set shards (<task>_candidates) in **/{split}/", root)
+    items: list[BenchmarkItem] = []
+    skipped: list[Skipped] = []
+    for name, urls in streams:
+        bad = SkipCounter()  # samples that do not decode: skipped by the stream, each counted here
+        for found in ShardStream(urls, name=name, sampling=None, decode=decode_candidate_set, counter=bad):
+            scores = found.meta.get("oracle_scores")
+            if not isinstance(scores, list) or len(scores) != len(found.candidates):
+                skipped.append(Skipped(found.id, "no_oracle_scores", f"{name}: the set's meta has no score per sample"))
+                continue
+            for j in range(0, len(found.candidates) - 1, 2):
+                first, second = scores[j], scores[j + 1]
+                truth = "tie" if first == second else ("first" if first > second else "second")
+                pair = (_stored(found.candidates[j]), _stored(found.candidates[j + 1]))
+                items.append(
+                    BenchmarkItem(f"{found.id}#{j}-{j + 1}", found.task, found.prompt, pair, truth, None, found.task)
+                )
+        for reason, count in bad.as_dict().items():
+            skipped += [Skipped(f"{name}#{reason}-{k}", reason, f"{name}: a sample of {urls}") for k in range(count)]
+    return items, skipped

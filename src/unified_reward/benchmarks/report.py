@@ -79,12 +79,34 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
                 lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), verdict, truth, group
             )
         found["accuracy/mean"] = on(lambda v, t, g: _mean_over_groups(v, t, g), verdict, truth, group)
+        # generation streams apart by the look of their candidates: clean renders, or media that look generated
+        looks = [r.get("labels", {}).get("look") for r in rows]
+        look = [f"{g}/{x}" if x else "" for g, x in zip(group, looks, strict=True)]
+        for name in sorted(set(look) - {""}):
+            found[f"accuracy/{name}"] = on(
+                lambda v, t, g, n=name: M.accuracy(*_where(v, t, g, n)), verdict, truth, look
+            )
+    elif benchmark == "synthetic_generated":
+        # the judge's agreement with the oracle on pairs the oracle does not tie (the target), and on all
+        for name in sorted(set(group)):
+            found[f"accuracy_without_ties/{name}"] = on(
+                lambda v, t, g, n=name: M.accuracy_without_ties(*_where(v, t, g, n)), verdict, truth, group
+            )
+            found[f"accuracy_with_ties/{name}"] = on(
+                lambda v, t, g, n=name: M.accuracy_with_ties(*_where(v, t, g, n)), verdict, truth, group
+            )
+            found[f"ours/oracle_tie_share/{name}"] = on(lambda t, g, n=name: _share_of_ties(t, g, n), truth, group)
     return found
 
 
 def _where(verdicts, truths, groups, name):
     kept = [(v, t) for v, t, g in zip(verdicts, truths, groups, strict=True) if g == name]
     return [v for v, _ in kept], [t for _, t in kept]
+
+
+def _share_of_ties(truths, groups, name) -> float:
+    within = [t for t, g in zip(truths, groups, strict=True) if g == name]
+    return sum(t == "tie" for t in within) / len(within) if within else math.nan
 
 
 def _mean_over_groups(verdicts, truths, groups) -> float:

@@ -179,12 +179,16 @@ def score_answer(question: str, media, answer: str) -> OracleScore:
     return _score({a: a in stated and stated[a] == seen[a] for a in asked}, contradicted)
 
 
-def score_generated_sample(caption: str, sample: np.ndarray, read_at: int = 64) -> float:
-    """The oracle's score of a generator's uint8 sample (H, W, 3) or (F, H, W, 3), read at `read_at` px
-    at least: small samples are upsampled first (32 px renders read at 32 px lose small shapes; read
-    at 64 px every attribute is recovered, see tests)."""
+def generated_sample_media(sample: np.ndarray, read_at: int = 64):
+    """A generator's uint8 sample (H, W, 3) or (F, H, W, 3) as the oracle reads it: at `read_at` px at least (small
+    samples are upsampled first: 32 px renders read at 32 px lose small shapes; read at 64 px every attribute is
+    recovered, see tests), a video as a clip of its frames."""
     frames = sample[None] if sample.ndim == 3 else sample
     if frames.shape[1] < read_at:
         frames = np.stack([np.asarray(Image.fromarray(f).resize((read_at, read_at), Image.BILINEAR)) for f in frames])
-    media = frames[0] if sample.ndim == 3 else VideoClip(frames=frames, timestamps=np.arange(len(frames)) / 8.0)
-    return score_generation(caption, media).score
+    return frames[0] if sample.ndim == 3 else VideoClip(frames=frames, timestamps=np.arange(len(frames)) / 8.0)
+
+
+def score_generated_sample(caption: str, sample: np.ndarray, read_at: int = 64) -> float:
+    """The oracle's score of a generator's uint8 sample, read as `generated_sample_media` says."""
+    return score_generation(caption, generated_sample_media(sample, read_at)).score

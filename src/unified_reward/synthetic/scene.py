@@ -104,6 +104,40 @@ def describe(scene: Scene) -> str:
     return f"{COUNT_WORDS[scene.count]} {scene.color} {noun(scene.shape, scene.count)} {where_phrase(scene)}"
 
 
+# What the oracle may read from a generated sample beyond a scene's values: no objects or more than three, no clear
+# colour, shape or place (None), objects that do not move ("still"). The words are ones the tiny base's tokenizer
+# holds whole: `no` for nothing read (and for no motion), `many` for more than three.
+NOTHING_READ = "no"
+
+
+def reading_word(attribute: str, value) -> str:
+    """One word for one value the oracle read: `two`, `red`, `left`; `no` where it read none, `many` for > 3."""
+    if value is None or value == 0 or value == "still":
+        return NOTHING_READ
+    if attribute == "count":
+        return COUNT_WORDS.get(value, "many")
+    return str(value)
+
+
+def describe_reading(seen: dict[str, object], kind: SceneKind) -> str:
+    """What a possibly malformed image or video shows, in the words of `describe` where its values are a scene's:
+    `two red circles on the left`, `three objects`, `many blue squares not moving`, `no objects`. A value the oracle
+    could not read is left out, so the text states only what it read (`read_attributes` gives it back)."""
+    count = seen.get("count")
+    if not count:
+        return "no objects"
+    colour, shape = seen.get("color"), seen.get("shape")
+    words = [reading_word("count", count)] + ([colour] if colour else [])
+    words.append(noun(shape, count) if shape else ("object" if count == 1 else "objects"))
+    where = seen.get("position") if kind == "image" else seen.get("motion")
+    if where == "still":
+        words.append("not moving")
+    elif where is not None:
+        place = {"position": where} if kind == "image" else {"motion": where}
+        words.append(where_phrase(Scene(kind, 1, "red", "circle", **place)))
+    return " ".join(words)
+
+
 _WORDS = re.compile(r"[a-z0-9]+")
 _COUNT_TOKENS = {"one": 1, "two": 2, "three": 3, "1": 1, "2": 2, "3": 3, "single": 1}
 _SHAPE_TOKENS = {s: s for s in SHAPES} | {s + "s": s for s in SHAPES}

@@ -8,6 +8,7 @@ seed: record i of a (split, stream) has its own generator seeded by (seed, split
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -22,14 +23,18 @@ import numpy as np
 from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.schema import MODES, TASKS, PointLabel, PreferenceRecord, is_generation, stream_name
 from unified_reward.data.shards import ShardSetWriter, build_folder_once
+from unified_reward.synthetic.generated_look import generated_look
+from unified_reward.synthetic.oracle import generated_sample_media, perceive, score_generation
 from unified_reward.synthetic.render import render_image, render_video
 from unified_reward.synthetic.scene import (
     COUNT_WORDS,
     Scene,
     attributes_of,
     describe,
+    describe_reading,
     noun,
     random_scene,
+    reading_word,
     where_phrase,
 )
 
@@ -67,6 +72,7 @@ class WorldConfig:
     video_fps: float = 8.0
     tie_fraction: float = 0.1
     max_changed: int = 2  # a generation candidate misses at most this many attributes
+    generated_look: float = 0.0  # share of generation records whose candidates look generated (generated_look.py)
     records_per_stream: dict[str, int] = field(default_factory=lambda: {"train": 1500, "val": 100, "test": 200})
     shard_size: int = 250
 
@@ -166,17 +172,24 @@ def plan_record(config: WorldConfig, split: str, task: str, mode: str, index: in
     return RecordPlan(task, mode, prompt, scene, attributes, variants, scores)
 
 
-def value_word(scene: Scene, attribute: str) -> str:
-    """The word a rationale uses for one attribute value: `two`, `red`, `circle`, `left`, `up`."""
-    value = scene.value(attribute)
-    return COUNT_WORDS[value] if attribute == "count" else str(value)
+Reading = dict[str, object]  # what the oracle read from a generated sample (oracle.perceive)
 
 
-def checked(stated: Scene, truth: Scene, attributes: tuple[str, ...]) -> tuple[str, int]:
+def _value(shown: Scene | Reading, attribute: str):
+    return shown.get(attribute) if isinstance(shown, dict) else shown.value(attribute)
+
+
+def value_word(shown: Scene | Reading, attribute: str) -> str:
+    """The word a rationale uses for one attribute value: `two`, `red`, `circle`, `left`, `up` (`no` where a
+    generated sample shows none, `many` for more than three objects)."""
+    return reading_word(attribute, _value(shown, attribute))
+
+
+def checked(stated: Scene | Reading, truth: Scene, attributes: tuple[str, ...]) -> tuple[str, int]:
     """`red is yellow no, circle is circle yes. 1/2.` and its tally: per attribute, the stated value, the true value
     next to it, whether they agree; then how many agree. Writing both values side by side turns each check into
     comparing two neighbouring words. (The base learns this on plain texts: `skills.compare_texts`.)"""
-    hits = [stated.value(a) == truth.value(a) for a in attributes]
+    hits = [_value(stated, a) == truth.value(a) for a in attributes]
     items = ", ".join(
         f"{value_word(stated, a)} is {value_word(truth, a)} {'yes' if hit else 'no'}"
         for a, hit in zip(attributes, hits, strict=True)
@@ -191,7 +204,7 @@ def comparison(first: int, second: int) -> str:
     return f"{first} is {relation} {second}."
 
 
-def reasoning(plan: RecordPlan) -> str:
+def reasoning(plan: RecordPlan, shown: tuple[Reading, ...] | None = None) -> str:
     """The judge's reasoning before its verdict, one short step per line: for generation, what the caption asks for;
     what each image or video shows; each judged attribute of each candidate checked against the caption (generation)
     or against what the image or video shows (understanding), with the tally; for a pair, the two tallies compared.
@@ -205,6 +218,9 @@ def reasoning(plan: RecordPlan) -> str:
         Image 2: two is two yes, red is red yes, circle is circle yes, left is left yes. 4/4.
         3 is less than 4.
 
+    `shown`: what each generation candidate shows, when the oracle read it from degraded pixels (`generated_look`)
+    rather than the planned variants (`Image 1 shows no objects.`, `Image 2: no is two no, ...`).
+
         The image shows two red circles on the left.
         Answer 1: blue is red no, circle is circle yes. 1/2.
         Answer 2: red is red yes, circle is circle yes. 2/2.
@@ -212,51 +228,78 @@ def reasoning(plan: RecordPlan) -> str:
     """
     kind = plan.scene.kind
     pair = len(plan.variants) == 2
+    candidates = shown if shown is not None else plan.variants
+    shows = [describe_reading(c, kind) if isinstance(c, dict) else describe(c) for c in candidates]
     # generation: the caption's values restated first, so that each check copies its true value from a line nearby
     # (as understanding's checks copy from what the image shows), not from the prompt behind every visual token
     asked = [f"The caption asks for {describe(plan.scene)}."]
     if is_generation(plan.task) and pair:
         names = [f"{kind.title()} {i + 1}" for i in range(2)]
-        seen = asked + [f"{name} shows {describe(v)}." for name, v in zip(names, plan.variants, strict=True)]
+        seen = asked + [f"{name} shows {text}." for name, text in zip(names, shows, strict=True)]
     elif is_generation(plan.task):
         names = [kind.title()]
-        seen = asked + [f"The {kind} shows {describe(plan.variants[0])}."]
+        seen = asked + [f"The {kind} shows {shows[0]}."]
     else:
         names = ["Answer 1", "Answer 2"] if pair else ["Answer"]
         seen = [f"The {kind} shows {describe(plan.scene)}."]
-    checks = [checked(v, plan.scene, plan.attributes) for v in plan.variants]
+    checks = [checked(v, plan.scene, plan.attributes) for v in candidates]
     lines = seen + [f"{name}: {text}" for name, (text, _) in zip(names, checks, strict=True)]
     if pair:
         lines.append(comparison(checks[0][1], checks[1][1]))
     return "\n".join(lines)
 
 
-def make_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> PreferenceRecord:
-    plan = plan_record(config, split, task, mode, index)
-    rng = np.random.default_rng([config.seed, SPLITS.index(split), TASKS.index(task), MODES.index(mode), index, 1])
+def _record_rngs(config: WorldConfig, split: str, task: str, mode: str, index: int) -> tuple:
+    """The generators of record `index` beyond its plan's: rendering, and the generated look (drawn apart, so that a
+    world without it renders exactly the same records)."""
+    key = [config.seed, SPLITS.index(split), TASKS.index(task), MODES.index(mode), index]
+    return np.random.default_rng([*key, 1]), np.random.default_rng([*key, 2])
 
-    def render(scene: Scene):
+
+def make_record(config: WorldConfig, split: str, task: str, mode: str, index: int) -> PreferenceRecord:
+    """Record `index` of a stream. A share `config.generated_look` of the generation records show their candidates
+    as a tiny generator might have sampled them (`generated_look`: 32 px, blurred, off-colour, objects missing or
+    half formed); their scores, label and rationale are what the oracle reads from those pixels."""
+    plan = plan_record(config, split, task, mode, index)
+    rng, look = _record_rngs(config, split, task, mode, index)
+
+    def render(scene: Scene) -> np.ndarray:
         if scene.kind == "image":
-            return encode_image(render_image(scene, rng, config.image_size))
-        return encode_video(render_video(scene, rng, config.image_size, config.num_frames), fps=config.video_fps)
+            return render_image(scene, rng, config.image_size)
+        return render_video(scene, rng, config.image_size, config.num_frames)
+
+    def encoded(pixels: np.ndarray, lossless: bool = False):
+        if pixels.ndim == 3:
+            return encode_image(pixels)
+        return encode_video(pixels, fps=config.video_fps, lossless=lossless)
 
     generation = is_generation(task)
+    meta = {"scene": _scene_meta(plan.scene), "asked": list(plan.attributes)}
+    meta["candidate_scenes"] = [_scene_meta(v) for v in plan.variants]
+    if generation and look.random() < config.generated_look:
+        samples = [generated_look(render(v), look) for v in plan.variants]
+        media = [generated_sample_media(s) for s in samples]
+        readings = tuple(perceive(m) for m in media)
+        scores = tuple(score_generation(plan.prompt, m).score for m in media)
+        plan = dataclasses.replace(plan, scores=scores)
+        # stored exactly: the oracle read these pixels (H.264 at crf 18 moves blurry samples across its thresholds)
+        candidates = tuple(encoded(s, lossless=True) for s in samples)
+        rationale = reasoning(plan, readings)
+        meta |= {"generated_look": True, "candidate_readings": [dict(r) for r in readings]}
+    else:
+        candidates = tuple(encoded(render(v)) for v in plan.variants) if generation else plan.answers
+        rationale = reasoning(plan)
     return PreferenceRecord(
         id=f"{SOURCE}-{split}-{stream_name(task, mode)}-{index:06d}",
         task=task,
         mode=mode,
         prompt=plan.prompt,
-        candidates=tuple(render(v) for v in plan.variants) if generation else plan.answers,
+        candidates=candidates,
         label=plan.label,
         source=SOURCE,
-        context=None if generation else render(plan.scene),
-        rationale=reasoning(plan),
-        meta={
-            "scene": _scene_meta(plan.scene),
-            "asked": list(plan.attributes),
-            "candidate_scenes": [_scene_meta(v) for v in plan.variants],
-            "scores": list(plan.scores),
-        },
+        context=None if generation else encoded(render(plan.scene)),
+        rationale=rationale,
+        meta=meta | {"scores": list(plan.scores)},
     )
 
 
