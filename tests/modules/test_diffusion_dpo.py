@@ -202,3 +202,39 @@ def test_test_captions_include_the_ties_a_judge_could_not_rank():
     assert scored == ["one red circle", "two blue squares"] * 2 + ["two blue squares"] * 2  # after, then before
     rows = module.scores.gathered()
     assert rows.shape == (3, 2) and bool((rows == 3.0).all())
+
+
+def test_several_test_samples_per_caption_with_the_same_noise_before_and_after():
+    """Common random numbers: each caption's k samples start from the same seeds before and after DPO (so with the
+    adapter still at zero, after == before sample for sample), sample j does not depend on k, and a caption's row is
+    the mean of its k scores."""
+    seen: list[tuple[str, float]] = []
+
+    def evaluator(caption, sample):
+        seen.append((caption, float(sample.astype(float).mean())))
+        return float(sample.astype(float).mean())
+
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    records = [
+        PreferenceRecord(
+            id=i, task="image_generation", mode="pair", prompt=p, candidates=(image, image), label="first", source="t"
+        )
+        for i, p in (("a", "one red circle"), ("b", "two blue squares"))
+    ]
+    rows = {}
+    for k in (1, 3):
+        seen.clear()
+        torch.manual_seed(0)  # the same tiny denoiser for both k
+        module = _module(evaluator=evaluator, eval_samples_per_caption=k)
+        module.test_step(module.collate(records), 0)
+        rows[k] = module.scores.gathered()
+        after, before = seen[: 2 * k], seen[2 * k :]
+        assert [c for c, _ in after] == ["one red circle"] * k + ["two blue squares"] * k
+        assert after == before  # LoRA B starts at zero: the same denoiser, the same noise, the same samples
+        means = [sum(v for _, v in after[i * k : (i + 1) * k]) / k for i in range(2)]
+        assert rows[k][:, 0].tolist() == pytest.approx(means)
+        if k == 3:
+            first = [v for c, v in seen[:6:3]]  # sample 0 of each caption
+            assert first == pytest.approx(rows[1][:, 0].tolist())
+    with pytest.raises(ValueError, match="eval_samples_per_caption"):
+        _module(eval_samples_per_caption=0)

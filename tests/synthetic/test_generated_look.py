@@ -72,7 +72,7 @@ def test_degradations_range_from_near_clean_to_wrecked():
             misread = [a for a in planned.attributes if seen[a] != planned.value(a)]
             kept += not misread
             wrong.update(misread)
-    assert 0.3 < kept / total < 0.9, (kept, total)
+    assert 0.1 < kept / total < 0.6, (kept, total)
     assert all(wrong[a] > 0 for a in ("count", "color", "shape", "position")), wrong
 
 
@@ -93,3 +93,18 @@ def test_generated_look_keeps_the_layout_at_the_generators_size():
     out = generated_look(image, np.random.default_rng(1))
     assert out.shape == (GENERATOR_SIZE, GENERATOR_SIZE, 3) and out.dtype == np.uint8
     assert np.array_equal(out, generated_look(image, np.random.default_rng(1)))
+
+
+@pytest.mark.parametrize(
+    "experiment, look",
+    [
+        ("reward_joint", 0.5),
+        ("reward_image_generation", 0.5),
+        ("diffusion_pretrain_image", 0.0),
+        ("diffusion_pretrain_video", 0.0),
+    ],
+)
+def test_judges_learn_from_generated_looking_media_and_generators_from_clean_renders(tmp_path, experiment, look):
+    from tests_support import compose_config
+
+    assert compose_config(tmp_path, f"experiment={experiment}").data.source.generated_look == look

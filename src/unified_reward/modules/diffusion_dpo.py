@@ -6,9 +6,11 @@ adapter disabled, or a frozen copy for full fine-tuning) give the loss of
 `losses.diffusion_dpo`. `loss="denoise"`: the plain diffusion loss on the chosen samples, used to
 first train a generator (optionally with caption dropout for classifier-free guidance).
 
-Test samples one candidate per held-out caption (fixed seeds) from the trained denoiser and, for
-DPO, from the reference too, and reports the `evaluator`'s mean score of both
-(`test/score`, `test/score_reference`): the before/after of DPO in one run.
+Test samples `eval_samples_per_caption` candidates per held-out caption from the trained denoiser and, for DPO,
+from the reference too, with the same noise seeds before and after (common random numbers: the gain compares each
+caption's samples from the same starting noise), and reports the `evaluator`'s mean score of both
+(`test/score`, `test/score_reference`) and the paired standard error of the gain over the captions (each caption's
+mean over its samples): the before/after of DPO in one run.
 """
 
 from __future__ import annotations
@@ -76,8 +78,11 @@ class DiffusionDPOModule(L.LightningModule):
         guidance_scale: float = 1.0,
         evaluator: Evaluator | None = None,
         eval_seed: int = 1234,
+        eval_samples_per_caption: int = 1,
     ):
         super().__init__()
+        if eval_samples_per_caption < 1:
+            raise ValueError(f"eval_samples_per_caption must be >= 1, got {eval_samples_per_caption}")
         # the defaults of configs/module/diffusion_dpo.yaml, for modules built without Hydra
         self.optimizer_factory = optimizer or adamw(lr=1e-4, weight_decay=0.0)
         self.scheduler_factory = scheduler or partial(warmup_cosine, warmup_ratio=0.0, min_lr_rate=1.0)
@@ -222,13 +227,18 @@ class DiffusionDPOModule(L.LightningModule):
         if self.evaluator is None or split != "test":
             return
         captions = batch["eval_captions"]  # ties too: every held-out caption, whichever pairs a judge kept
-        seeds = [self.hparams.eval_seed + hash_caption(c) for c in captions]
-        scores = [self.evaluator(c, s) for c, s in zip(captions, to_uint8(self.sample(captions, seeds)), strict=True)]
-        if self.reference is not None:
-            before = to_uint8(self.sample(captions, seeds, use_reference=True))
-            references = [self.evaluator(c, s) for c, s in zip(captions, before, strict=True)]
-        else:
-            references = [float("nan")] * len(scores)  # no reference to sample from
+        k = self.hparams.eval_samples_per_caption
+        # the same seeds before and after, and sample j of a caption is the same whatever k is
+        seeds = [self.hparams.eval_seed + hash_caption(c) + 100_003 * j for c in captions for j in range(k)]
+        repeated = [c for c in captions for _ in range(k)]
+
+        def caption_means(use_reference: bool) -> list[float]:
+            samples = to_uint8(self.sample(repeated, seeds, use_reference=use_reference))
+            scores = [self.evaluator(c, s) for c, s in zip(repeated, samples, strict=True)]
+            return [float(np.mean(scores[i * k : (i + 1) * k])) for i in range(len(captions))]
+
+        scores = caption_means(False)
+        references = caption_means(True) if self.reference is not None else [float("nan")] * len(scores)
         self.scores.update(list(zip(scores, references, strict=True)))
 
     def validation_step(self, batch, batch_idx):

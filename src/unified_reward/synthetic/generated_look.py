@@ -1,14 +1,16 @@
 """Media that look like what the project's tiny generators make: a degradation model applied to a clean render.
 
 The tiny text-to-image and text-to-video generators (32 px, a few hundred training steps) sample noisy, washed-out,
-partly formed scenes. Measured on 256 samples of a 400-step image generator (`experiments/judge_on_generated`):
+partly formed scenes. Measured on 800 samples of a 400-step image generator (`experiments/judge_on_generated`):
 the background sits at a mid grey (median level 115, where the world renders 28) under strong coloured pixel
-noise (std 36 per channel on the border, 31 at high frequency), and objects come out faint, half drawn, merged,
-missing or stray. Real reward data is pairs of real generators' outputs, so the world's generation streams hold
-such media beside the clean renders (`WorldConfig.generated_look`). Each degradation's strength is drawn per
-candidate from a severity in [0, 1], so some candidates stay close to clean and others are as wrecked as those
-samples. What the oracle reads from the degraded pixels (at 64 px, as it reads a generator's samples) is what
-the record's labels and rationale say.
+noise (std 36 per channel on the border), objects come out faint (the oracle's 99.5th-percentile distance from the
+background is 95, against ~200 for a clean render), half drawn, merged, missing or stray, and the oracle reads
+4 or more objects (noise blobs) in 64% of them. Real reward data is pairs of real generators' outputs, so the
+world's generation streams hold such media beside the clean renders (`WorldConfig.generated_look`). Each
+degradation's strength is drawn per candidate from a severity skewed towards those samples (median 0.84 of 1),
+so a few candidates stay close to clean and most are as wrecked as the samples (the oracle reads 4 or more objects
+in ~33% of them, a 99.5th-percentile distance of 110). What the oracle reads from the degraded pixels (at 64 px, as
+it reads a generator's samples) is what the record's labels and rationale say.
 """
 
 from __future__ import annotations
@@ -37,18 +39,18 @@ class Degradation:
     from the scene stays dropped; flicker and frame drop-outs differ per frame)."""
 
     def __init__(self, rng: np.random.Generator, size: int, video: bool):
-        severity = float(np.sqrt(rng.uniform(0.0, 1.0)))  # median 0.71: most candidates as noisy as samples
+        severity = float(rng.uniform(0.0, 1.0) ** 0.25)  # median 0.84: most candidates as noisy as the samples
         self.rng, self.size, self.video = rng, size, video
         self.drop_object = rng.random() < 0.25 * severity
-        self.holes = rng.random() < 0.6 * severity  # objects partly formed
-        self.hole_level = float(rng.uniform(0.0, 0.5))
+        self.holes = rng.random() < 0.8 * severity  # objects partly formed
+        self.hole_level = float(rng.uniform(0.1, 0.7))
         self.smear = rng.random() < 0.3 * severity  # objects grown into blobs that may merge
         self.smear_radius = int(rng.integers(2, 5))
         self.stray_blob = rng.random() < 0.2 * severity
         self.blur = float(rng.uniform(0.3, 0.6 + 1.2 * severity))
         self.tint = rng.normal(0.0, 10 + 30 * severity, size=3).astype(np.float32)
         self.saturation = float(rng.uniform(1.0 - 0.5 * severity, 1.05))
-        self.fade = float(rng.uniform(0.0, 0.6 * severity))  # objects blended into the background by this much
+        self.fade = float(rng.uniform(0.45, 0.9) * severity)  # objects blended into the background by this much
         self.lift = float(rng.uniform(0.3, 1.0) * 120 * severity)  # the background washed out towards grey
         self.mottle = float(rng.uniform(0.0, 25 * severity))
         self.noise = float(rng.uniform(0.5, 1.0) * (3 + 45 * severity))  # per-pixel colour noise at the sample size
