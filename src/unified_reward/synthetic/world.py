@@ -40,7 +40,7 @@ from unified_reward.synthetic.scene import (
 
 log = logging.getLogger(__name__)
 
-WORLD_VERSION = 8  # bump when generation changes, so caches of the old world are not reused
+WORLD_VERSION = 9  # bump when generation changes, so caches of the old world are not reused
 SOURCE = "synthetic"
 SPLITS = ("train", "val", "test")
 
