@@ -57,8 +57,12 @@ def test_the_synthetic_benchmark_gives_the_main_jobs_test_accuracy(tmp_path):
 
 
 def test_the_oracle_is_the_ceiling_of_the_synthetic_benchmark(tmp_path):
-    results, folder = _evaluate(tmp_path, "judge=oracle", "protocol.order=both", *SMALL_WORLD)
+    """Generated-looking candidates too: their labels are the oracle's reading of the stored pixels."""
+    look = "data.source.generated_look=0.5"
+    results, folder = _evaluate(tmp_path, "judge=oracle", "protocol.order=both", look, *SMALL_WORLD)
     assert results["metrics"]["accuracy"] == 1.0 and results["checks"]["swap_consistency"] == 1.0
+    for stream in ("image_generation_pair", "video_generation_pair"):
+        assert results["metrics"][f"accuracy/{stream}/clean"] == results["metrics"][f"accuracy/{stream}/generated"] == 1
     assert (folder / "results.md").read_text().startswith("# synthetic: 32 items judged")
 
 

@@ -218,13 +218,13 @@ def reasoning(plan: RecordPlan, shown: tuple[Reading, ...] | None = None) -> str
         Image 2: two is two yes, red is red yes, circle is circle yes, left is left yes. 4/4.
         3 is less than 4.
 
-    `shown`: what each generation candidate shows, when the oracle read it from degraded pixels (`generated_look`)
-    rather than the planned variants (`Image 1 shows no objects.`, `Image 2: no is two no, ...`).
-
         The image shows two red circles on the left.
         Answer 1: blue is red no, circle is circle yes. 1/2.
         Answer 2: red is red yes, circle is circle yes. 2/2.
         1 is less than 2.
+
+    `shown`: what each generation candidate shows, when the oracle read it from degraded pixels (`generated_look`)
+    rather than the planned variants (`Image 1 shows no objects.`, `Image 2: no is two no, ...`).
     """
     kind = plan.scene.kind
     pair = len(plan.variants) == 2
