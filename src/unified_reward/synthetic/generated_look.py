@@ -89,7 +89,7 @@ class Degradation:
                 frame[grown] = 0.5 * frame[grown] + 0.5 * colour
             if self.holes:
                 frame[mask & (self.holes_field > 1 - 2 * self.hole_level)] = background
-            if self.stray_blob and t == 0:
+            if self.stray_blob and t == 0:  # drawn here, after the first frame's draws, and kept for the clip
                 self.blob = (rng.uniform(6, self.size - 6, 2), rng.uniform(2, 4.5))
             if self.stray_blob:
                 (cx, cy), r = self.blob
@@ -99,8 +99,8 @@ class Degradation:
                 frame[:] = background
             grey = frame.mean(-1, keepdims=True)
             frame = grey + self.saturation * (frame - grey)
-            objects = np.abs(frame - background).sum(-1, keepdims=True) > 30
-            frame = frame + objects * (self.tint + self.fade * (background - frame))
+            on_object = np.abs(frame - background).sum(-1, keepdims=True) > 30
+            frame = frame + on_object * (self.tint + self.fade * (background - frame))
             frame = frame + self.lift + self.mottle * self.mottle_field[..., None]
             if self.flicker:
                 frame = frame + rng.normal(0.0, self.flicker)
