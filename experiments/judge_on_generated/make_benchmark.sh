@@ -3,7 +3,8 @@
 # trained on the world's clean renders (a seed and a stage no reward data came from), then N samples per caption of
 # an unseen world's test split, each scored by the oracle reading its pixels; the benchmark pairs samples (0, 1),
 # (2, 3), ... of each caption, labelled by those scores.
-#   experiments/judge_on_generated/make_benchmark.sh <output root>        (about 35 min on 2 CPU cores)
+#   experiments/judge_on_generated/make_benchmark.sh <output root>   (~45 min on 2 free CPU cores: image 15, video 30;
+#   the measured video benchmark used TASKS=video_generation CAPTIONS=100)
 #   python src/evaluate.py benchmark=synthetic_generated benchmark.root=<output root> judge=<judge export>
 set -euo pipefail
 root=$1
