@@ -145,8 +145,12 @@ def score_generation(caption: str, media) -> OracleScore:
     """How well an image/video satisfies a caption: every attribute the world knows is judged; one
     the caption does not state counts as unsatisfied (the caption is malformed)."""
     kind, _ = _as_frames(media)
+    return score_reading(caption, perceive(media), kind)
+
+
+def score_reading(caption: str, seen: dict[str, object], kind: SceneKind) -> OracleScore:
+    """`score_generation` from what `perceive` already read of the media (for a caller that keeps the reading)."""
     wanted = read_attributes(caption, kind)
-    seen = perceive(media)
     return _score({a: a in wanted and seen[a] == wanted[a] for a in attributes_of(kind)})
 
 

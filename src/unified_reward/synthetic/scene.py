@@ -94,9 +94,13 @@ def noun(shape: str, count: int) -> str:
 
 
 def where_phrase(scene: Scene) -> str:
-    if scene.kind == "image":
-        return {"left": "on the left", "middle": "in the middle", "right": "on the right"}[scene.position]
-    return f"moving {scene.motion}"
+    return _place_phrase(scene.kind, scene.position if scene.kind == "image" else scene.motion)
+
+
+def _place_phrase(kind: SceneKind, where: str) -> str:
+    if kind == "image":
+        return {"left": "on the left", "middle": "in the middle", "right": "on the right"}[where]
+    return f"moving {where}"
 
 
 def describe(scene: Scene) -> str:
@@ -133,8 +137,7 @@ def describe_reading(seen: dict[str, object], kind: SceneKind) -> str:
     if where == "still":
         words.append("not moving")
     elif where is not None:
-        place = {"position": where} if kind == "image" else {"motion": where}
-        words.append(where_phrase(Scene(kind, 1, "red", "circle", **place)))
+        words.append(_place_phrase(kind, where))
     return " ".join(words)
 
 

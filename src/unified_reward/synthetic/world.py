@@ -24,7 +24,7 @@ from unified_reward.data.media import encode_image, encode_video
 from unified_reward.data.schema import MODES, TASKS, PointLabel, PreferenceRecord, is_generation, stream_name
 from unified_reward.data.shards import ShardSetWriter, build_folder_once
 from unified_reward.synthetic.generated_look import generated_look
-from unified_reward.synthetic.oracle import generated_sample_media, perceive, score_generation
+from unified_reward.synthetic.oracle import generated_sample_media, perceive, score_reading
 from unified_reward.synthetic.render import render_image, render_video
 from unified_reward.synthetic.scene import (
     COUNT_WORDS,
@@ -280,7 +280,7 @@ def make_record(config: WorldConfig, split: str, task: str, mode: str, index: in
         samples = [generated_look(render(v), look) for v in plan.variants]
         media = [generated_sample_media(s) for s in samples]
         readings = tuple(perceive(m) for m in media)
-        scores = tuple(score_generation(plan.prompt, m).score for m in media)
+        scores = tuple(score_reading(plan.prompt, r, plan.scene.kind).score for r in readings)
         plan = dataclasses.replace(plan, scores=scores)
         # stored exactly: the oracle read these pixels (H.264 at crf 18 moves blurry samples across its thresholds)
         candidates = tuple(encoded(s, lossless=True) for s in samples)
