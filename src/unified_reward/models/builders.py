@@ -212,6 +212,61 @@ def build_vlm(
             model = _quantized_from_config(model_class, config, kwargs)
         else:
             model = model_class._from_config(config, dtype=torch_dtype)
+    return prepare_for_training(
+        model,
+        finetune=finetune,
+        gradient_checkpointing=gradient_checkpointing,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        lora_targets=lora_targets,
+        freeze_vision=freeze_vision,
+    )
+
+
+def build_vlm_from_architecture(
+    architecture: str,
+    *,
+    decoder_layers: int | None = None,
+    vision_depth: int | None = None,
+    vocab_size: int | None = None,
+    dtype: str = "bfloat16",
+    attn_implementation: str = "sdpa",
+    finetune: Literal["full", "lora", "qlora"] = "full",
+    quant_storage: str | None = None,
+    **training: Any,
+) -> nn.Module:
+    """A released architecture (`models.architectures`) with random weights, at its own or another depth: real
+    widths without a download (memory measurements, the FSDP test at real width, scripts/gpu_check.sh).
+    `training`: `prepare_for_training`'s options."""
+    from unified_reward.models.architectures import vlm_architecture
+
+    spec = vlm_architecture(architecture)
+    config = spec.config(decoder_layers=decoder_layers, vision_depth=vision_depth, vocab_size=vocab_size)
+    config._attn_implementation = attn_implementation
+    model_class = _model_class(spec.family)
+    torch_dtype = DTYPES[dtype]
+    if finetune == "qlora":
+        kwargs = {"dtype": torch_dtype, "attn_implementation": attn_implementation}
+        kwargs["quantization_config"] = _quantization_config(torch_dtype, quant_storage)
+        model = _quantized_from_config(model_class, config, kwargs)
+    else:
+        model = model_class._from_config(config, dtype=torch_dtype)
+    return prepare_for_training(model, finetune=finetune, **training)
+
+
+def prepare_for_training(
+    model: nn.Module,
+    *,
+    finetune: Literal["full", "lora", "qlora"] = "full",
+    gradient_checkpointing: bool = False,
+    lora_rank: int = 16,
+    lora_alpha: int = 32,
+    lora_dropout: float = 0.05,
+    lora_targets: str | list[str] = DEFAULT_LORA_TARGETS,
+    freeze_vision: bool = False,
+) -> nn.Module:
+    """Frozen vision (optionally), gradient checkpointing, k-bit preparation (qlora) and the LoRA adapter."""
     if freeze_vision:
         for name, parameter in model.named_parameters():
             if "visual" in name or "vision_tower" in name:
