@@ -20,7 +20,6 @@ QWEN_SPECIAL_IDS = {
     "image_token_id": 151655,
     "video_token_id": 151656,
 }
-QWEN_ROPE = {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]}
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,10 @@ class VLMArchitecture:
         """The transformers config, optionally at another depth (decoder layers, vision blocks) or vocabulary."""
         from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
 
-        text = dict(self.text, rope_parameters=dict(QWEN_ROPE))
+        half = self.text["hidden_size"] // self.text["num_attention_heads"] // 2
+        # the released models' [16, 24, 24] (head_dim 128): time, height, width shares of the rotary half
+        rope = {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [half // 4, 3 * half // 8, 3 * half // 8]}
+        text = dict(self.text, rope_parameters=rope)
         vision = dict(self.vision)
         if decoder_layers is not None:
             text["num_hidden_layers"] = decoder_layers

@@ -96,6 +96,18 @@ class IndexAwareFakeMode(FakeTensorMode):
         return pytree.tree_map(fake, out)
 
 
+class RealMode:
+    """IndexAwareFakeMode's interface on real tensors: the same step, computed and allocated (tests compare them)."""
+
+    stand_ins: Counter[str] = Counter()
+
+    def active(self):
+        return contextlib.nullcontext(self)
+
+    def index(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+
 @contextlib.contextmanager
 def moves_in_place():
     """`Module.to` swaps fake parameters for new ones and fails on them (peft moves each new adapter to its base

@@ -24,7 +24,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from unified_reward.sizing.fake_step import IndexAwareFakeMode, StepMemoryTracker, moves_in_place
+from unified_reward.models.architectures import VLMArchitecture, vlm_architecture
+from unified_reward.sizing.fake_step import IndexAwareFakeMode, RealMode, StepMemoryTracker, moves_in_place
 
 Method = Literal["full", "lora", "qlora"]
 Objective = Literal["reward_sft", "dpo", "dpo_precomputed"]
@@ -50,12 +51,14 @@ class StepMemory:
 
 
 def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True) -> int:
-    """Storage of one weight in bitsandbytes' NF4 (4 bits a value, an absmax per block of 64 values; with double
-    quantization the absmax are 8-bit with a float32 absmax per 256 of them, and a 256-entry code)."""
+    """Bytes bitsandbytes holds for one NF4 weight: 4 bits a value, an absmax per block of 64 values and the
+    16-value NF4 code; with double quantization the absmaxes are 8-bit, with a float32 absmax per 256 of them,
+    their own 256-value code and an offset (tested against bitsandbytes' own tensors)."""
     blocks = math.ceil(numel / blocksize)
+    packed, code = math.ceil(numel / 2), 16 * 4
     if not double_quant:
-        return math.ceil(numel / 2) + 4 * blocks
-    return math.ceil(numel / 2) + blocks + 4 * math.ceil(blocks / 256) + 4 * 256
+        return packed + 4 * blocks + code
+    return packed + blocks + code + 4 * math.ceil(blocks / 256) + 256 * 4 + 4
 
 
 def _grid(visual_tokens: int) -> tuple[int, int]:
@@ -110,7 +113,7 @@ def _set_frozen_dtypes(model: nn.Module, method: Method, dtype: torch.dtype) -> 
 
 
 def measure_vlm_step(
-    architecture: str,
+    architecture: str | VLMArchitecture,
     *,
     decoder_layers: int,
     method: Method = "full",
@@ -123,18 +126,18 @@ def measure_vlm_step(
     lora_alpha: int = 128,
     vision_depth: int | None = None,
     dtype: str = "bfloat16",
+    fake: bool = True,
 ) -> StepMemory:
-    """One optimizer step's peak memory (see the module docstring)."""
-    from unified_reward.models.architectures import vlm_architecture
+    """One optimizer step's peak memory (see the module docstring); `fake=False` runs it for real."""
     from unified_reward.models.builders import DTYPES, _model_class, prepare_for_training
 
     if method not in METHODS or objective not in OBJECTIVES:
         raise ValueError(f"method must be one of {METHODS}, objective one of {OBJECTIVES}")
-    spec = vlm_architecture(architecture)
+    spec = architecture if isinstance(architecture, VLMArchitecture) else vlm_architecture(architecture)
     config = spec.config(decoder_layers=decoder_layers, vision_depth=vision_depth)
     config._attn_implementation = "sdpa"
     rows = 1 if objective == "reward_sft" else 2
-    mode = IndexAwareFakeMode()
+    mode = IndexAwareFakeMode() if fake else RealMode()
     real_inputs = _vlm_inputs(spec, rows, tokens, visual_tokens, answer_tokens)
     with mode.active(), moves_in_place():
         build_dtype = DTYPES[dtype] if method == "full" else torch.float32
