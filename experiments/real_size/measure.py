@@ -1,6 +1,6 @@
 """Peak memory of one training step at real width (fake tensors, this CPU), appended to measurements.jsonl.
 
-python experiments/real_size/measure.py            # every row not yet in the file; about 40 min on 2 cores
+python experiments/real_size/measure.py            # every row not yet in the file; about 35 min on 2 cores
 python experiments/real_size/table.py               # the tables of README.md from the file
 """
 
@@ -18,30 +18,24 @@ ARCHITECTURES = ("qwen2_vl_2b", "qwen2_5_vl_3b", "qwen2_5_vl_7b")
 
 
 def rows():
-    for checkpointing in (True, False):
-        for architecture in ARCHITECTURES:
-            for method in ("full", "lora", "qlora"):
-                for layers in (1, 2, 4):
-                    yield dict(
-                        kind="vlm",
-                        architecture=architecture,
-                        method=method,
-                        objective="reward_sft",
-                        gradient_checkpointing=checkpointing,
-                        decoder_layers=layers,
-                    )
+    def vlm(architecture, method, objective, checkpointing, layers):
+        return dict(
+            kind="vlm",
+            architecture=architecture,
+            method=method,
+            objective=objective,
+            gradient_checkpointing=checkpointing,
+            decoder_layers=layers,
+        )
+
+    for architecture in ARCHITECTURES:
+        for method in ("full", "lora", "qlora"):
+            for layers in (1, 2, 4):
+                yield vlm(architecture, method, "reward_sft", True, layers)
     for objective in ("dpo", "dpo_precomputed"):
-        for architecture in ARCHITECTURES:
-            for method in ("full", "lora", "qlora"):
-                for layers in (1, 2):
-                    yield dict(
-                        kind="vlm",
-                        architecture=architecture,
-                        method=method,
-                        objective=objective,
-                        gradient_checkpointing=True,
-                        decoder_layers=layers,
-                    )
+        for method in ("full", "lora", "qlora"):
+            for layers in (1, 2):
+                yield vlm("qwen2_5_vl_7b", method, objective, True, layers)
     for method in ("lora", "full"):
         yield dict(
             kind="diffusion",
@@ -51,22 +45,12 @@ def rows():
             gradient_checkpointing=True,
         )
     # full depth measured directly, to check the extrapolation from 1 and 2 layers
-    yield dict(
-        kind="vlm",
-        architecture="qwen2_5_vl_7b",
-        method="lora",
-        objective="reward_sft",
-        gradient_checkpointing=True,
-        decoder_layers=28,
-    )
-    yield dict(
-        kind="vlm",
-        architecture="qwen2_5_vl_3b",
-        method="qlora",
-        objective="reward_sft",
-        gradient_checkpointing=True,
-        decoder_layers=36,
-    )
+    yield vlm("qwen2_5_vl_7b", "lora", "reward_sft", True, 28)
+    yield vlm("qwen2_5_vl_3b", "qlora", "reward_sft", True, 36)
+    for architecture in ARCHITECTURES:
+        for method in ("full", "lora", "qlora"):
+            for layers in (1, 2, 4):
+                yield vlm(architecture, method, "reward_sft", False, layers)
 
 
 def key(row: dict) -> str:
