@@ -52,8 +52,8 @@ def test_incompatible_choices_fail_at_start_with_advice():
 
 
 def _real_width_step(rank: int, world_size: int, port: int, out: str) -> None:
-    """One reward-SFT step of a real-width 2-layer Qwen2.5-VL (3B widths and vocabulary; 2 vision blocks), sharded with FSDP2 over `world_size` gloo processes when it is above 1, then the export's
-    gather (full state dict)."""
+    """One reward-SFT step of a real-width 2-layer Qwen2.5-VL (3B widths and vocabulary; 2 vision blocks),
+    sharded with FSDP2 over `world_size` gloo processes when it is above 1, then the export's gather."""
     import torch
     import torch.distributed as dist
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict

@@ -41,7 +41,11 @@ class VLMArchitecture:
 
         half = self.text["hidden_size"] // self.text["num_attention_heads"] // 2
         # the released models' [16, 24, 24] (head_dim 128): time, height, width shares of the rotary half
-        rope = {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [half // 4, 3 * half // 8, 3 * half // 8]}
+        rope = {
+            "rope_type": "default",
+            "rope_theta": 1_000_000.0,
+            "mrope_section": [half // 4, 3 * half // 8, 3 * half // 8],
+        }
         text = dict(self.text, rope_parameters=rope)
         vision = dict(self.vision)
         if decoder_layers is not None:
