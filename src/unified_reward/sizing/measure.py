@@ -163,13 +163,13 @@ def measure_vlm_step(
         inputs["pixel_values"] = torch.randn(patches, patch_dim, dtype=DTYPES[dtype])
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
         reference = _reference(model, method, objective)
-        tracker = StepMemoryTracker()
-        tracker.track_external(model, optimizer, *([reference.copy] if hasattr(reference, "copy") else []))
-        with tracker:
-            loss = _vlm_loss(model, reference, inputs, objective, tokens, answer_tokens)
-            loss.backward()
+
+        def step() -> None:
+            _vlm_loss(model, reference, dict(inputs), objective, tokens, answer_tokens).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+
+        tracker = _steady_state_tracker(step, model, optimizer, reference)
     if mode.stand_ins:
         raise RuntimeError(f"the step needed data fake tensors do not hold: {dict(mode.stand_ins)}")
     step = _step_memory(tracker)
@@ -185,6 +185,17 @@ def measure_vlm_step(
         peak=step.peak - saved + dequantized,
         activation_peak=step.activation_peak + dequantized,
     )
+
+
+def _steady_state_tracker(step, model: nn.Module, optimizer, reference) -> StepMemoryTracker:
+    """The second of two steps, tracked: AdamW creates its state in the first step's `optimizer.step()`, and every
+    later step holds it through forward and backward."""
+    step()
+    tracker = StepMemoryTracker()
+    tracker.track_external(model, optimizer, *([reference.copy] if hasattr(reference, "copy") else []))
+    with tracker:
+        step()
+    return tracker
 
 
 def _reference(model: nn.Module, method: Method, objective: Objective):
@@ -267,19 +278,18 @@ def measure_diffusion_dpo_step(
         text = torch.randn(2 * pairs, SD15_TEXT_TOKENS, config["cross_attention_dim"], dtype=DTYPES[dtype])
         timesteps = torch.randint(0, 1000, (2 * pairs,))
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-        tracker = StepMemoryTracker()
-        tracker.track_external(model, optimizer, *([reference.copy] if hasattr(reference, "copy") else []))
-        with tracker:
-            target = torch.randn_like(latents)
+        target = torch.randn_like(latents)
+
+        def step() -> None:
             errors = per_sample_error(model(latents, timesteps, encoder_hidden_states=text).sample, target)
             with torch.no_grad(), reference.model() as frozen:
                 reference_errors = per_sample_error(
                     frozen(latents, timesteps, encoder_hidden_states=text).sample, target
                 )
-            loss = diffusion_dpo_loss(
-                *split_pair_errors(errors), *split_pair_errors(reference_errors), beta=5000.0
-            ).loss
-            loss.backward()
+            pair = (*split_pair_errors(errors), *split_pair_errors(reference_errors))
+            diffusion_dpo_loss(*pair, beta=5000.0).loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+
+        tracker = _steady_state_tracker(step, model, optimizer, reference)
     return _step_memory(tracker)
