@@ -2,8 +2,8 @@ import pytest
 
 from unified_reward.errors import UserError
 from unified_reward.plan import main, parse, plan_lines
-from unified_reward.sizing.fit import LayerFit, fsdp_per_device
-from unified_reward.sizing.measure import StepMemory
+from unified_reward.sizing.fit import LayerFit, fit_layers, fsdp_per_device
+from unified_reward.sizing.measure import PhaseMemory, StepMemory
 
 
 def test_arguments_are_checked_before_anything_is_measured(capsys):
@@ -22,21 +22,34 @@ def test_arguments_are_checked_before_anything_is_measured(capsys):
 
 def test_fsdp_spreads_states_and_gathers_the_root_unit_and_two_layers():
     gib = 2**30
-    fit = LayerFit(
-        fixed=StepMemory(
-            weights=4 * gib, gradients=4 * gib, optimizer=8 * gib, activations=0, peak=16 * gib, activation_peak=2 * gib
-        ),
-        per_layer=StepMemory(
-            weights=gib, gradients=gib, optimizer=2 * gib, activations=0, peak=4 * gib, activation_peak=0
-        ),
-    )
+
+    def step(weights, gradients, optimizer, activations):
+        backward = PhaseMemory(weights, 0, optimizer, activations, weights + optimizer + activations)
+        update = PhaseMemory(weights, gradients, optimizer, 0, weights + gradients + optimizer)
+        return StepMemory(backward, update, activations)
+
+    fit = LayerFit(fixed=step(4 * gib, 4 * gib, 8 * gib, 2 * gib), per_layer=step(gib, gib, 2 * gib, 0))
     estimate = fsdp_per_device(fit, layers=28, devices=8)
     states = (4 + 28) * gib * 4  # weights + gradients + 2 optimizer moments, each (4 + 28) GiB
     assert estimate.sharded_states == states // 8
     assert estimate.gathered_weights == round((4 + 2) * gib * 7 / 8)
     assert estimate.activations == 2 * gib
     assert estimate.total == estimate.sharded_states + estimate.gathered_weights + estimate.activations
-    assert fsdp_per_device(fit, layers=28, devices=1).total == (16 + 28 * 4) * gib
+    assert fsdp_per_device(fit, layers=28, devices=1).total == (4 + 28) * 4 * gib  # the update's peak
+
+
+def test_the_step_peak_is_the_larger_phase_at_each_depth():
+    gib = 2**30
+    # activations dominate at one layer, the update (gradients + optimizer) from a few layers on
+    shallow = StepMemory(
+        PhaseMemory(gib, 0, 2 * gib, 8 * gib, 11 * gib), PhaseMemory(gib, gib, 2 * gib, 0, 4 * gib), 8 * gib
+    )
+    deep = StepMemory(
+        PhaseMemory(2 * gib, 0, 4 * gib, 8 * gib, 14 * gib), PhaseMemory(2 * gib, 2 * gib, 4 * gib, 0, 8 * gib), 8 * gib
+    )
+    fit = fit_layers(shallow, deep)
+    assert fit.at(1).peak == 11 * gib and fit.at(1).activations == 8 * gib
+    assert fit.at(10).peak == 40 * gib and fit.at(10).gradients == 10 * gib  # 8 + 32 < 40: the update's
 
 
 @pytest.mark.slow

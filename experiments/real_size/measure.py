@@ -70,7 +70,7 @@ def main() -> None:
             step = measure_vlm_step(
                 row["architecture"], decoder_layers=row["decoder_layers"], objective=row["objective"], **options
             )
-        row |= {"bytes": step.__dict__, "seconds": round(time.time() - start, 1)}
+        row |= {"bytes": step.to_dict(), "seconds": round(time.time() - start, 1)}
         with OUT.open("a") as file:
             file.write(json.dumps(row) + "\n")
         print(

@@ -17,7 +17,7 @@ ROWS = [json.loads(line) for line in Path(__file__).with_name("measurements.json
 
 def fit_of(architecture: str, method: str, objective: str, checkpointing: bool = True):
     depths = {
-        r["decoder_layers"]: StepMemory(**r["bytes"])
+        r["decoder_layers"]: StepMemory.from_dict(r["bytes"])
         for r in ROWS
         if r["kind"] == "vlm"
         and (r["architecture"], r["method"], r["objective"], r["gradient_checkpointing"])
@@ -36,7 +36,7 @@ def main() -> None:
             if fit is None:
                 continue
             step = fit.at(layers)
-            g = {k: v / GIB for k, v in step.__dict__.items()}
+            g = step.gib()
             fsdp = fsdp_per_device(fit, layers, 8)
             print(
                 f"| {architecture} | {method} | {g['peak']:.1f} ({g['weights']:.1f} + {g['gradients']:.1f} + "
@@ -54,20 +54,21 @@ def main() -> None:
     print()
     for r in ROWS:
         if r["kind"] == "diffusion":
-            print(f"SD1.5 Diffusion-DPO, {r['method']}: peak {r['bytes']['peak'] / GIB:.1f} GiB")
+            print(f"SD1.5 Diffusion-DPO, {r['method']}: peak {StepMemory.from_dict(r['bytes']).peak / GIB:.1f} GiB")
     for r in ROWS:
         if r["kind"] == "vlm" and r["decoder_layers"] > 4:
             fit, _ = fit_of(r["architecture"], r["method"], r["objective"], r["gradient_checkpointing"])
             predicted = fit.at(r["decoder_layers"]).peak
             print(
                 f"full depth measured: {r['architecture']} {r['method']} {r['decoder_layers']} layers: "
-                f"{r['bytes']['peak'] / GIB:.2f} GiB measured, {predicted / GIB:.2f} GiB from 1 and 2 layers"
+                f"{StepMemory.from_dict(r['bytes']).peak / GIB:.2f} GiB measured, "
+                f"{predicted / GIB:.2f} GiB from 1 and 2 layers"
             )
     worst = 0.0
     for r in ROWS:
         if r["kind"] == "vlm" and r["decoder_layers"] == 4:
             fit, _ = fit_of(r["architecture"], r["method"], r["objective"], r["gradient_checkpointing"])
-            worst = max(worst, abs(fit.at(4).peak / r["bytes"]["peak"] - 1))
+            worst = max(worst, abs(fit.at(4).peak / StepMemory.from_dict(r["bytes"]).peak - 1))
     print(f"4-layer peaks predicted from 1 and 2 layers: worst error {100 * worst:.2f}%")
 
 

@@ -86,7 +86,7 @@ def test_recorded_real_width_measurements_fit_a_line_within_ten_percent():
         fit = fit_layers(*(_step(depths[n]) for n in (1, 2)))
         for layers, measured in depths.items():
             if layers > 2:
-                assert fit.at(layers).peak == pytest.approx(measured["peak"], rel=0.10), (group, layers)
+                assert fit.at(layers).peak == pytest.approx(_step(measured).peak, rel=0.10), (group, layers)
                 checked += 1
     assert checked >= 11  # 9 settings at 4 layers, and two at their full depth (28 and 36 layers)
 
@@ -94,7 +94,7 @@ def test_recorded_real_width_measurements_fit_a_line_within_ten_percent():
 def _step(values: dict):
     from unified_reward.sizing.measure import StepMemory
 
-    return StepMemory(**values)
+    return StepMemory.from_dict(values)
 
 
 def test_nf4_storage_is_what_bitsandbytes_holds():

@@ -183,6 +183,13 @@ class StepMemoryTracker(MemTracker):
     def _track_gradient(self, gradient: torch.Tensor) -> None:
         self._update_and_maybe_create_winfos(gradient, _MemRefType.GRAD)
 
+    def end_phase(self) -> dict[str, int]:
+        """The peak breakdown since the last phase ended; the next phase's peak starts from what is live now."""
+        breakdown = self.peak_breakdown()
+        self._peak_mem, self._peak_mem_snap = {}, {}
+        self._update_peak_stats(None)
+        return breakdown
+
     def peak_breakdown(self) -> dict[str, int]:
         """Bytes by category at the step's peak, summed over devices, and `Total`."""
         totals: Counter[str] = Counter()

@@ -11,7 +11,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from unified_reward.sizing.measure import GIB, StepMemory
+from unified_reward.sizing.measure import GIB, PhaseMemory, StepMemory
+
+
+def _combine(first: StepMemory, second: StepMemory, rule) -> StepMemory:
+    """`rule(a, b)` applied to every number of two StepMemory records, field by field."""
+
+    def phase(a: PhaseMemory, b: PhaseMemory) -> PhaseMemory:
+        return PhaseMemory(**{f.name: round(rule(getattr(a, f.name), getattr(b, f.name))) for f in fields(a)})
+
+    return StepMemory(
+        phase(first.backward, second.backward),
+        phase(first.update, second.update),
+        round(rule(first.activation_peak, second.activation_peak)),
+    )
 
 
 @dataclass(frozen=True)
@@ -20,22 +33,18 @@ class LayerFit:
     per_layer: StepMemory  # the bytes one decoder layer adds
 
     def at(self, layers: int) -> StepMemory:
-        values = {
-            f.name: getattr(self.fixed, f.name) + layers * getattr(self.per_layer, f.name) for f in fields(StepMemory)
-        }
-        return StepMemory(**values)
+        """Each phase on its own line: the larger of the two is the step's peak at that depth."""
+        return _combine(self.fixed, self.per_layer, lambda fixed, per_layer: fixed + layers * per_layer)
 
 
 def fit_layers(shallow: StepMemory, deep: StepMemory, shallow_layers: int = 1, deep_layers: int = 2) -> LayerFit:
-    """The line through two measurements at different decoder depths, per category."""
+    """The line through two measurements at different decoder depths, per phase and category."""
     span = deep_layers - shallow_layers
     if span <= 0:
         raise ValueError("the deeper measurement must have more decoder layers")
-    per_layer = {f.name: (getattr(deep, f.name) - getattr(shallow, f.name)) / span for f in fields(StepMemory)}
-    fixed = {f.name: getattr(shallow, f.name) - shallow_layers * per_layer[f.name] for f in fields(StepMemory)}
-    return LayerFit(
-        StepMemory(**{k: round(v) for k, v in fixed.items()}), StepMemory(**{k: round(v) for k, v in per_layer.items()})
-    )
+    per_layer = _combine(deep, shallow, lambda d, s: (d - s) / span)
+    fixed = _combine(shallow, per_layer, lambda s, p: s - shallow_layers * p)
+    return LayerFit(fixed, per_layer)
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,8 @@ def fsdp_per_device(fit: LayerFit, layers: int, devices: int) -> DeviceEstimate:
     if devices == 1:
         return single_device(fit.at(layers))
     full = fit.at(layers)
-    states = full.weights + full.gradients + full.optimizer
-    root_and_two_layers = fit.fixed.weights + 2 * fit.per_layer.weights
+    states = full.backward.weights + full.update.gradients + full.backward.optimizer  # the update holds every gradient
+    root_and_two_layers = fit.fixed.backward.weights + 2 * fit.per_layer.backward.weights
     gathered = round(root_and_two_layers * (1 - 1 / devices))
     sharded = round(states / devices)
     return DeviceEstimate(sharded, gathered, full.activation_peak, sharded + gathered + full.activation_peak)

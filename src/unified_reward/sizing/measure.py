@@ -36,18 +36,60 @@ GIB = 1024**3
 
 
 @dataclass(frozen=True)
-class StepMemory:
-    """Bytes at the step's peak, by category, and the peak of activations + temporaries alone."""
+class PhaseMemory:
+    """Bytes by category at the peak of one phase of a step, and that peak."""
 
     weights: int
     gradients: int
     optimizer: int
-    activations: int  # activations and temporaries at the moment of the peak
+    activations: int  # activations and temporaries
     peak: int
-    activation_peak: int
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """One step's peaks: while forward and backward run (activations live) and while the optimizer updates
+    (gradients and its temporaries live); the step's peak is the larger, and which one it is can change with
+    depth, so each is fitted on its own (`sizing.fit`)."""
+
+    backward: PhaseMemory
+    update: PhaseMemory
+    activation_peak: int  # activations and temporaries alone, at their own peak
+
+    @property
+    def at_peak(self) -> PhaseMemory:
+        return self.update if self.update.peak > self.backward.peak else self.backward
+
+    @property
+    def peak(self) -> int:
+        return self.at_peak.peak
+
+    @property
+    def weights(self) -> int:
+        return self.at_peak.weights
+
+    @property
+    def gradients(self) -> int:
+        return self.at_peak.gradients
+
+    @property
+    def optimizer(self) -> int:
+        return self.at_peak.optimizer
+
+    @property
+    def activations(self) -> int:
+        return self.at_peak.activations
 
     def gib(self) -> dict[str, float]:
-        return {k: round(v / GIB, 3) for k, v in asdict(self).items()}
+        at_peak = {k: round(v / GIB, 3) for k, v in asdict(self.at_peak).items()}
+        return at_peak | {"activation_peak": round(self.activation_peak / GIB, 3)}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> StepMemory:
+        return cls(PhaseMemory(**values["backward"]), PhaseMemory(**values["update"]), values["activation_peak"])
 
 
 def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True) -> int:
@@ -164,8 +206,9 @@ def measure_vlm_step(
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
         reference = _reference(model, method, objective)
 
-        def step() -> None:
+        def step(end_backward) -> None:
             _vlm_loss(model, reference, dict(inputs), objective, tokens, answer_tokens).backward()
+            end_backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
@@ -177,25 +220,32 @@ def measure_vlm_step(
         return step
     saved = sum(2 * n - nf4_bytes(n) for n in quantized)  # the 4-bit weights were counted as bf16
     dequantized = 2 * max(quantized)  # one weight dequantized for its matmul at a time
+
+    def four_bit(phase: PhaseMemory, transient: int) -> PhaseMemory:
+        return PhaseMemory(
+            weights=phase.weights - saved,
+            gradients=phase.gradients,
+            optimizer=phase.optimizer,
+            activations=phase.activations + transient,
+            peak=phase.peak - saved + transient,
+        )
+
     return StepMemory(
-        weights=step.weights - saved,
-        gradients=step.gradients,
-        optimizer=step.optimizer,
-        activations=step.activations + dequantized,
-        peak=step.peak - saved + dequantized,
-        activation_peak=step.activation_peak + dequantized,
+        four_bit(step.backward, dequantized), four_bit(step.update, 0), step.activation_peak + dequantized
     )
 
 
-def _steady_state_tracker(step, model: nn.Module, optimizer, reference) -> StepMemoryTracker:
+def _steady_state_tracker(step, model: nn.Module, optimizer, reference) -> tuple[StepMemoryTracker, dict[str, int]]:
     """The second of two steps, tracked: AdamW creates its state in the first step's `optimizer.step()`, and every
-    later step holds it through forward and backward."""
-    step()
+    later step holds it through forward and backward. `step(end_backward)` calls `end_backward()` between the
+    backward pass and the update; returned: the tracker (its peak now the update's) and the backward's peak."""
+    step(lambda: None)
     tracker = StepMemoryTracker()
     tracker.track_external(model, optimizer, *([reference.copy] if hasattr(reference, "copy") else []))
+    backward: dict[str, int] = {}
     with tracker:
-        step()
-    return tracker
+        step(lambda: backward.update(tracker.end_phase()))
+    return tracker, backward
 
 
 def _reference(model: nn.Module, method: Method, objective: Objective):
@@ -227,16 +277,19 @@ def _vlm_loss(model, reference, inputs, objective: Objective, tokens: int, answe
     return preference_loss(policy[0:1], policy[1:2], reference_logps[0:1], reference_logps[1:2]).loss
 
 
-def _step_memory(tracker: StepMemoryTracker) -> StepMemory:
-    at_peak = tracker.peak_breakdown()
-    return StepMemory(
-        weights=at_peak.get("Parameter", 0) + at_peak.get("Buffer", 0),
-        gradients=at_peak.get("Gradient", 0),
-        optimizer=at_peak.get("Optstate", 0),
-        activations=at_peak.get("Activation", 0) + at_peak.get("Temp", 0) + at_peak.get("Other", 0),
-        peak=at_peak.get("Total", 0),
-        activation_peak=tracker.activation_peak,
+def _phase(breakdown: dict[str, int]) -> PhaseMemory:
+    return PhaseMemory(
+        weights=breakdown.get("Parameter", 0) + breakdown.get("Buffer", 0),
+        gradients=breakdown.get("Gradient", 0),
+        optimizer=breakdown.get("Optstate", 0),
+        activations=breakdown.get("Activation", 0) + breakdown.get("Temp", 0) + breakdown.get("Other", 0),
+        peak=breakdown.get("Total", 0),
     )
+
+
+def _step_memory(tracked: tuple[StepMemoryTracker, dict[str, int]]) -> StepMemory:
+    tracker, backward = tracked
+    return StepMemory(_phase(backward), _phase(tracker.peak_breakdown()), tracker.activation_peak)
 
 
 def measure_diffusion_dpo_step(
@@ -280,7 +333,7 @@ def measure_diffusion_dpo_step(
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
         target = torch.randn_like(latents)
 
-        def step() -> None:
+        def step(end_backward) -> None:
             errors = per_sample_error(model(latents, timesteps, encoder_hidden_states=text).sample, target)
             with torch.no_grad(), reference.model() as frozen:
                 reference_errors = per_sample_error(
@@ -288,6 +341,7 @@ def measure_diffusion_dpo_step(
                 )
             pair = (*split_pair_errors(errors), *split_pair_errors(reference_errors))
             diffusion_dpo_loss(*pair, beta=5000.0).loss.backward()
+            end_backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
