@@ -43,6 +43,17 @@ def main() -> None:
                 f"{g['optimizer']:.1f} + {g['activations']:.1f}) | {fsdp.total / GIB:.1f} |"
             )
     print()
+    print("| model | gradient checkpointing | full | lora | qlora |")
+    print("|---|---|---|---|---|")
+    for architecture in ("qwen2_vl_2b", "qwen2_5_vl_3b", "qwen2_5_vl_7b"):
+        layers = vlm_architecture(architecture).decoder_layers
+        for checkpointing in (True, False):
+            cells = []
+            for method in ("full", "lora", "qlora"):
+                fit, _ = fit_of(architecture, method, "reward_sft", checkpointing)
+                cells.append(f"{fit.at(layers).peak / GIB:.1f}" if fit else "not measured")
+            print(f"| {architecture} | {'on' if checkpointing else 'off'} | " + " | ".join(cells) + " |")
+    print()
     print("| qwen2_5_vl_7b, objective | full | lora | qlora |")
     print("|---|---|---|---|")
     for objective in ("reward_sft", "dpo", "dpo_precomputed"):
