@@ -83,7 +83,7 @@ def model_config(name: str, overrides: tuple[str, ...] = ()):
 def plan_lines(request: PlanRequest) -> list[str]:
     from unified_reward.models.architectures import vlm_architecture
     from unified_reward.sizing.fit import fit_layers, fsdp_per_device
-    from unified_reward.sizing.measure import measure_diffusion_dpo_step
+    from unified_reward.sizing.measure import GIB, measure_diffusion_dpo_step
 
     cfg = model_config(request.model, request.overrides)
     header = f"{request.model}: {request.strategy}, {request.devices} device(s)"
@@ -114,13 +114,13 @@ def plan_lines(request: PlanRequest) -> list[str]:
     for objective in objectives:
         steps = [_measure(spec.name, layers, backbone, objective, request) for layers in (1, 2)]
         fit = fit_layers(*steps)
-        estimate = fsdp_per_device(fit, spec.decoder_layers, request.devices)
+        estimate = fsdp_per_device(fit, spec.decoder_layers, request.devices).gib()
+        full = fit.at(spec.decoder_layers)
         lines.append(
-            f"  {objective}: {estimate.total / 2**30:.1f} GiB per device = states {estimate.sharded_states / 2**30:.1f}"
-            f" + gathered {estimate.gathered_weights / 2**30:.1f} + activations {estimate.activations / 2**30:.1f}"
-            f"  (full depth: weights {fit.at(spec.decoder_layers).weights / 2**30:.1f},"
-            f" gradients {fit.at(spec.decoder_layers).gradients / 2**30:.1f},"
-            f" optimizer {fit.at(spec.decoder_layers).optimizer / 2**30:.1f} GiB in all)"
+            f"  {objective}: {estimate['total']:.1f} GiB per device = states {estimate['sharded_states']:.1f}"
+            f" + gathered {estimate['gathered_weights']:.1f} + activations {estimate['activations']:.1f}"
+            f"  (full depth: weights {full.weights / GIB:.1f}, gradients {full.gradients / GIB:.1f},"
+            f" optimizer {full.optimizer / GIB:.1f} GiB in all)"
         )
     lines.append(
         "  estimates from fake-tensor measurements on the CPU; allocator overhead and the CUDA context add more"
@@ -146,9 +146,11 @@ def _measure(architecture: str, layers: int, backbone, objective: str, request: 
 
 
 def _line(total: int, step) -> str:
+    from unified_reward.sizing.measure import GIB
+
     g = step.gib()
     return (
-        f"{total / 2**30:.1f} GiB = weights {g['weights']} + gradients {g['gradients']} + optimizer "
+        f"{total / GIB:.1f} GiB = weights {g['weights']} + gradients {g['gradients']} + optimizer "
         f"{g['optimizer']} + activations {g['activations']} (activation peak {g['activation_peak']})"
     )
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from unified_reward.models.architectures import VLMArchitecture, vlm_architecture
 from unified_reward.models.locate import hub_errors_explained, locate_pretrained
 from unified_reward.models.processor import (
     TINY_LLAVA_IMAGE_SIZE,
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # attention and MLP projections of the language model (the vision tower is left frozen-free by default)
+# modules QLoRA keeps in their float dtype (bitsandbytes quantizes the other linear layers to 4 bit)
+QUANTIZATION_SKIPPED_MODULES = ("visual", "vision_tower", "multi_modal_projector", "lm_head", "merger")
 DEFAULT_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
@@ -157,7 +160,7 @@ def _quantization_config(dtype: torch.dtype, quant_storage: str | None):
         bnb_4bit_compute_dtype=dtype,
         # a float storage type lets FSDP shard the 4-bit weights like any other parameter
         bnb_4bit_quant_storage=DTYPES[quant_storage] if quant_storage else torch.uint8,
-        llm_int8_skip_modules=["visual", "vision_tower", "multi_modal_projector", "lm_head", "merger"],
+        llm_int8_skip_modules=list(QUANTIZATION_SKIPPED_MODULES),
     )
 
 
@@ -225,7 +228,7 @@ def build_vlm(
 
 
 def build_vlm_from_architecture(
-    architecture: str,
+    architecture: str | VLMArchitecture,
     *,
     decoder_layers: int | None = None,
     vision_depth: int | None = None,
@@ -239,9 +242,7 @@ def build_vlm_from_architecture(
     """A released architecture (`models.architectures`) with random weights, at its own or another depth: real
     widths without a download (memory measurements, the FSDP test at real width, scripts/gpu_check.sh).
     `training`: `prepare_for_training`'s options."""
-    from unified_reward.models.architectures import vlm_architecture
-
-    spec = vlm_architecture(architecture)
+    spec = architecture if isinstance(architecture, VLMArchitecture) else vlm_architecture(architecture)
     config = spec.config(decoder_layers=decoder_layers, vision_depth=vision_depth, vocab_size=vocab_size)
     config._attn_implementation = attn_implementation
     model_class = _model_class(spec.family)

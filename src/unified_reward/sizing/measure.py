@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from unified_reward.models.architectures import VLMArchitecture, vlm_architecture
+from unified_reward.models.builders import DTYPES, QUANTIZATION_SKIPPED_MODULES, build_vlm_from_architecture
 from unified_reward.sizing.fake_step import IndexAwareFakeMode, RealMode, StepMemoryTracker, moves_in_place
 
 Method = Literal["full", "lora", "qlora"]
 Objective = Literal["reward_sft", "dpo", "dpo_precomputed"]
 METHODS: tuple[Method, ...] = ("full", "lora", "qlora")
 OBJECTIVES: tuple[Objective, ...] = ("reward_sft", "dpo", "dpo_precomputed")
-QUANTIZATION_SKIPPED = ("visual", "vision_tower", "multi_modal_projector", "lm_head", "merger")  # as builders
 GIB = 1024**3
 
 
@@ -134,7 +134,7 @@ def _quantized_linears(model: nn.Module) -> list[nn.Linear]:
     return [
         m
         for name, m in model.named_modules()
-        if type(m) is nn.Linear and not any(s in name for s in QUANTIZATION_SKIPPED)
+        if type(m) is nn.Linear and not any(s in name for s in QUANTIZATION_SKIPPED_MODULES)
     ]
 
 
@@ -171,21 +171,18 @@ def measure_vlm_step(
     fake: bool = True,
 ) -> StepMemory:
     """One optimizer step's peak memory (see the module docstring); `fake=False` runs it for real."""
-    from unified_reward.models.builders import DTYPES, _model_class, prepare_for_training
-
     if method not in METHODS or objective not in OBJECTIVES:
         raise ValueError(f"method must be one of {METHODS}, objective one of {OBJECTIVES}")
     spec = architecture if isinstance(architecture, VLMArchitecture) else vlm_architecture(architecture)
-    config = spec.config(decoder_layers=decoder_layers, vision_depth=vision_depth)
-    config._attn_implementation = "sdpa"
     rows = 1 if objective == "reward_sft" else 2
     mode = IndexAwareFakeMode() if fake else RealMode()
     real_inputs = _vlm_inputs(spec, rows, tokens, visual_tokens, answer_tokens)
     with mode.active(), moves_in_place():
-        build_dtype = DTYPES[dtype] if method == "full" else torch.float32
-        model = _model_class(spec.family)._from_config(config, dtype=build_dtype)
-        model = prepare_for_training(
-            model,
+        model = build_vlm_from_architecture(
+            spec,
+            decoder_layers=decoder_layers,
+            vision_depth=vision_depth,
+            dtype=dtype if method == "full" else "float32",  # `_set_frozen_dtypes` gives LoRA's frozen base `dtype`
             finetune="full" if method == "full" else "lora",
             gradient_checkpointing=gradient_checkpointing,
             lora_rank=lora_rank,
@@ -200,7 +197,8 @@ def measure_vlm_step(
     )
     inputs = {k: mode.index(v) for k, v in real_inputs.items()} | {"position_ids": mode.index(positions)}
     patches = rows * int(real_inputs["image_grid_thw"][0].prod())
-    patch_dim = 3 * config.vision_config.temporal_patch_size * config.vision_config.patch_size**2
+    vision = model.config.vision_config
+    patch_dim = 3 * vision.temporal_patch_size * vision.patch_size**2
     with mode.active():
         inputs["pixel_values"] = torch.randn(patches, patch_dim, dtype=DTYPES[dtype])
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
@@ -307,7 +305,6 @@ def measure_diffusion_dpo_step(
 
     from unified_reward.losses.diffusion_dpo import diffusion_dpo_loss, per_sample_error, split_pair_errors
     from unified_reward.models.architectures import SD15_TEXT_TOKENS, SD15_UNET
-    from unified_reward.models.builders import DTYPES
     from unified_reward.models.diffusion import DEFAULT_LORA_TARGETS
     from unified_reward.modules.reference import build_reference
 
