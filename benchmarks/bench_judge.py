@@ -21,8 +21,9 @@ import torch
 
 from ab import alternate, report
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.schema import TASKS, CandidateSet, is_generation
+from unified_reward.data.schema import CandidateSet
 from unified_reward.data.shards import decode_sample, encode_record
+from unified_reward.data.tasks import PAPER_TASKS, TASKS
 from unified_reward.filtering.filter import PreferenceFilter
 from unified_reward.judgments import JudgeQuery
 from unified_reward.models.builders import build_vlm
@@ -62,7 +63,7 @@ def candidate_sets(tasks: list[str], sets: int, candidates: int) -> list[Candida
                     prompt=records[0].prompt,
                     candidates=tuple(c for r in records for c in r.candidates),
                     source="bench",
-                    context=None if is_generation(task) else records[0].context,
+                    context=records[0].context,
                 )
             )
     return made
@@ -72,7 +73,7 @@ def one_forward_vs_generate(batch: int, batches: int, repeats: int, warmup: int)
     judge = tiny_judge(4, batch, prefix_reuse=False)
     count = batch * batches
     sampling = VideoSampling(num_frames=8)
-    queries = [JudgeQuery.of(decoded(TASKS[i % 4], i, sampling)) for i in range(count)]
+    queries = [JudgeQuery.of(decoded(PAPER_TASKS[i % 4], i, sampling)) for i in range(count)]
     tokenizer = judge.processor.tokenizer
     answer_tokens = max(
         len(tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"])
@@ -127,7 +128,7 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=2, help="candidate sets per task (figure 2)")
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--tokens", type=int, nargs="+", default=[4, 64], help="visual tokens per image")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--tasks", nargs="+", default=list(PAPER_TASKS), choices=TASKS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--skip-generate", action="store_true", help="figure 2 only")

@@ -97,6 +97,53 @@ def write_genai_bench(root: Path) -> Path:
     return root
 
 
+def write_genai_bench_edit(root: Path) -> Path:
+    """HF TIGER-Lab/GenAI-Bench's image_edition config: image_edition/test_v1-*.parquet, every image embedded."""
+    votes = ["leftvote", "rightvote", "tievote", "bothbad_vote"]
+    frame = pd.DataFrame(
+        {
+            "source_prompt": ["two red circles"] * 4,
+            "target_prompt": ["two blue circles"] * 4,
+            "instruct_prompt": [f"make the circles blue {i}" for i in range(4)],
+            "source_image": [{"bytes": png(i), "path": None} for i in range(4)],
+            "left_model": ["a"] * 4,
+            "left_output_image": [{"bytes": png(i + 1, "blue"), "path": None} for i in range(4)],
+            "right_model": ["b"] * 4,
+            "right_output_image": [{"bytes": png(i + 2), "path": None} for i in range(3)] + [None],  # one missing
+            "vote_type": votes,
+        }
+    )
+    (root / "image_edition").mkdir(parents=True)
+    frame.to_parquet(root / "image_edition" / "test_v1-00000-of-00001.parquet")
+    return root
+
+
+def write_editreward_bench(root: Path) -> Path:
+    """HF TIGER-Lab/EditReward-Bench: {2pair,3pair,4pair}/train-*.parquet, one row per compared pair of a set of
+    edits (`<set>_<n>` ids), `comparison_type` naming which edits of the set the two candidates are."""
+
+    def rows(subset: str, entries: list[tuple[str, str, str]]) -> None:
+        count = len(entries)
+        frame = pd.DataFrame(
+            {
+                "id": [e[0] for e in entries],
+                "instruction": ["add one circle"] * count,
+                "source_image": [{"bytes": png(i), "path": None} for i in range(count)],
+                "candidate_1": [{"bytes": png(i + 3), "path": None} for i in range(count)],
+                "candidate_2": [{"bytes": png(i + 5, "blue"), "path": None} for i in range(count)],
+                "ranking": [e[1] for e in entries],
+                "comparison_type": [e[2] for e in entries],
+                "dataset": [subset] * count,
+            }
+        )
+        (root / subset).mkdir(parents=True)
+        frame.to_parquet(root / subset / "train-00000-of-00001.parquet")
+
+    rows("2pair", [("e1", "A>B", "AvsB"), ("e2", "B>A", "AvsB"), ("e3", "A=B", "AvsB"), ("e4", "A>Q", "AvsB")])
+    rows("3pair", [("t1_0", "A>B", "AvsB"), ("t1_1", "C>A", "AvsC"), ("t1_2", "B>C", "BvsC"), ("t2_0", "B>A", "AvsB")])
+    return root
+
+
 def write_videogen_rewardbench(root: Path) -> Path:
     """HF KwaiVGI/VideoGen-RewardBench: videogen-rewardbench.csv, videos/<model>/<file>.mp4."""
     rows = []
@@ -161,14 +208,15 @@ def write_mmrb2(root: Path) -> Path:
     folder = root / "benchmark"
     (folder / "images").mkdir(parents=True)
 
-    def pair(subset: str, index: int, chosen: str, images: int = 1) -> dict:
-        for side in "ab":
+    def pair(subset: str, index: int, chosen: str, images: int = 1, sources: int = 0) -> dict:
+        for side in "abs":
             (folder / "images" / f"{subset}_{index}_{side}.png").write_bytes(png(index + (9 if side == "b" else 0)))
+        shown = [["image", f"images/{subset}_{index}_s.png"]] * sources  # an edit's source image(s)
         return {
             "id": f"p{index}",
             "prompt_source": "test",
             "prompt_metadata": {"id": f"q{index}"},
-            "prompt_content": [["text", f"two red circles, number {index}"]],
+            "prompt_content": shown + [["text", f"two red circles, number {index}"]],
             "response_a": {
                 "model_name": "m1",
                 "response_content": [["image", f"images/{subset}_{index}_a.png"]] * images,
@@ -180,7 +228,9 @@ def write_mmrb2(root: Path) -> Path:
 
     t2i = [pair("t2i", 0, "A"), pair("t2i", 1, "B"), pair("t2i", 2, "C"), pair("t2i", 3, "A", images=2)]
     (folder / "t2i.json").write_text(json.dumps({"pairs": t2i}))
-    (folder / "edit.json").write_text(json.dumps({"pairs": [pair("edit", 0, "A"), pair("edit", 1, "B")]}))
+    edits = [pair("edit", 0, "A", sources=1), pair("edit", 1, "B", sources=1), pair("edit", 2, "A", sources=2)]
+    (folder / "edit.json").write_text(json.dumps({"pairs": edits}))
+    (folder / "interleaved.json").write_text(json.dumps({"pairs": [pair("interleaved", 0, "A")]}))
     return root
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import ShardStream
+from unified_reward.data.tasks import media_kind_of
 from unified_reward.judgments import VERDICTS, JudgeQuery
 from unified_reward.scoring import Judge
 from unified_reward.synthetic.scene import attributes_of
@@ -68,7 +69,7 @@ def analyse(judge: Judge, records) -> dict[str, dict]:
     judgments = judge.judge([JudgeQuery.of(r) for r in records])
     for record, judgment in zip(records, judgments, strict=True):
         predicted = max(VERDICTS, key=lambda v: judgment.probabilities.get(v, 0.0))
-        kind = "video" if record.task.startswith("video") else "image"
+        kind = media_kind_of(record.task)
         asked = record.meta.get("asked") or list(attributes_of(kind))
         written = judgment.text or ""
         row = per_stream[record.stream]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from unified_reward.data.schema import TASKS, is_generation
+from unified_reward.data.tasks import PAPER_TASKS, judges_media
 from unified_reward.reporting import mean_spread
 
 MEAN_TARGET, TASK_TARGET, SPEARMAN_TARGET = 0.95, 0.92, 0.85
@@ -31,15 +31,15 @@ def load_run(folder: Path) -> dict:
     status_path = folder / "status.json"
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
     invalid = [value for name, value in metrics.items() if name.startswith("test/invalid/")]
-    accuracies = [metrics[f"test/acc/{task}_pair"] for task in TASKS]
+    accuracies = [metrics[f"test/acc/{task}_pair"] for task in PAPER_TASKS]
     return {
         "world": config["data"]["source"]["seed"],
         "seed": config["seed"],
         "acc": accuracies,
-        "mean": sum(accuracies) / len(TASKS),
-        "spearman": [metrics[f"test/spearman/{task}_point"] for task in TASKS],
+        "mean": sum(accuracies) / len(PAPER_TASKS),
+        "spearman": [metrics[f"test/spearman/{task}_point"] for task in PAPER_TASKS],
         "invalid": max(invalid) if invalid else float("nan"),
-        "tie_recall": [metrics.get(f"test/tie_recall/{t}_pair", float("nan")) for t in TASKS if is_generation(t)],
+        "tie_recall": [metrics.get(f"test/tie_recall/{t}_pair", float("nan")) for t in PAPER_TASKS if judges_media(t)],
         "minutes": status.get("seconds", float("nan")) / 60,
     }
 
@@ -70,9 +70,9 @@ def markdown(runs: list[dict]) -> str:
     groups = {f"world {w}": [r for r in runs if r["world"] == w] for w in sorted({r["world"] for r in runs})}
     groups["all"] = runs
     for name, group in groups.items():
-        per_task = " / ".join(mean_spread([r["acc"][i] for r in group]) for i in range(len(TASKS)))
+        per_task = " / ".join(mean_spread([r["acc"][i] for r in group]) for i in range(len(PAPER_TASKS)))
         means = mean_spread([r["mean"] for r in group])
-        spearmans = " / ".join(mean_spread([r["spearman"][i] for r in group]) for i in range(len(TASKS)))
+        spearmans = " / ".join(mean_spread([r["spearman"][i] for r in group]) for i in range(len(PAPER_TASKS)))
         lines.append(f"| {name} ({len(group)} runs) | | {per_task} | {means} | {spearmans} | | | | |")
     counts = {key: sum(meets(run)[key] for run in runs) for key in ("mean", "task", "spearman", "invalid")}
     lines.append("")

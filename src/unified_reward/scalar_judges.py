@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unified_reward.data.schema import is_generation, media_kind_of
+from unified_reward.data.tasks import task_spec
 from unified_reward.encoding.chat import encode_chat, pad_batch
 from unified_reward.errors import UserError
 from unified_reward.judgments import JudgeQuery, JudgeReadings, Judgment
@@ -145,14 +145,15 @@ class ScalarJudge(JudgeReadings):
 
     def _encode(self, task: str, prompt: str, candidate: Any, context: Any, head: int):
         text = self.spec.instructions[head].format(prompt=prompt)
-        if is_generation(task):
-            media, answer = [candidate], None
+        shown = task_spec(task)
+        if shown.media_candidates:  # editing: the source image first, then the edited one
+            media, answer = [context, candidate] if shown.context else [candidate], None
         else:
             media = [context]
             answer = candidate if self.spec.answer_as_assistant else None
             if answer is None:
                 text = f"{text}\n{candidate}"
-        parts = [{"type": media_kind_of(task), "media": m} for m in media] + [{"type": "text", "text": text}]
+        parts = [{"type": shown.media, "media": m} for m in media] + [{"type": "text", "text": text}]
         return encode_chat(self.processor, parts, answer, max_length=self.max_length)
 
     def _positions(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

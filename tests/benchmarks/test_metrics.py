@@ -160,3 +160,40 @@ def test_bootstrap_interval_brackets_the_value_and_is_reproducible():
     assert low < 0.7 < high and 0.05 < high - low < 0.25  # ~ +-1.96 * sqrt(.7 * .3 / 100) = +-0.09
     assert (low, high) == M.bootstrap_interval(metric, len(right), resamples=500, seed=0)
     assert all(math.isnan(x) for x in M.bootstrap_interval(metric, 0))
+
+
+def test_editreward_set_accuracy_by_hand():
+    from unified_reward.benchmarks.report import summarize
+
+    # 2pair: e1 right, e2 wrong (a human tie must be judged a tie); 3pair: t1 all 3 right, t2 one of 3 wrong,
+    # t3 only 2 of its 3 comparisons in the file (wrong, as its script counts a set that lacks a row)
+    rows = [
+        ("e1", "2pair", "2pair/e1", "first", "first"),
+        ("e2", "2pair", "2pair/e2", "tie", "first"),
+        ("t1_0", "3pair", "3pair/t1", "first", "first"),
+        ("t1_1", "3pair", "3pair/t1", "second", "second"),
+        ("t1_2", "3pair", "3pair/t1", "first", "first"),
+        ("t2_0", "3pair", "3pair/t2", "first", "first"),
+        ("t2_1", "3pair", "3pair/t2", "second", "first"),
+        ("t2_2", "3pair", "3pair/t2", "first", "first"),
+        ("t3_0", "3pair", "3pair/t3", "first", "first"),
+        ("t3_1", "3pair", "3pair/t3", "first", "first"),
+    ]
+    table = [
+        {
+            "id": i,
+            "group": g,
+            "labels": {"set": s},
+            "truth": t,
+            "verdict": v,
+            "margin": None,
+            "presentations": [{"swapped": False, "verdict": v, "shown_verdict": v}],
+        }
+        for i, g, s, t, v in rows
+    ]
+    metrics = summarize("editreward_bench", table, [], resamples=10)["metrics"]
+    assert metrics["accuracy/2pair"] == 1 / 2
+    assert metrics["accuracy/3pair"] == 1 / 3
+    assert metrics["accuracy/overall"] == 2 / 5  # e1 and t1 of 5 sets
+    assert metrics["ours/pairwise_accuracy"] == 8 / 10
+    assert M.set_accuracy(["first", "second"], ["first", "first"], ["a", "b"]) == 1 / 2

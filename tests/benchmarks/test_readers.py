@@ -3,7 +3,9 @@
 import pytest
 
 from benchmark_fixtures import (
+    write_editreward_bench,
     write_genai_bench,
+    write_genai_bench_edit,
     write_mmrb2,
     write_multimodal_rewardbench,
     write_videogen_rewardbench,
@@ -82,19 +84,57 @@ def test_a_root_without_the_released_files_says_what_it_looked_for(tmp_path):
         readers.read_vl_rewardbench(tmp_path)
 
 
-def test_mmrb2_text_to_image_pairs_and_the_subsets_without_a_task_counted(tmp_path):
+def test_mmrb2_text_to_image_and_edit_pairs_and_the_subsets_without_a_task_counted(tmp_path):
     items, skipped = readers.read_mmrb2(write_mmrb2(tmp_path))
     assert [(i.id, i.task, i.truth, i.group) for i in items] == [
         ("t2i-p0", "image_generation", "first", "t2i"),
         ("t2i-p1", "image_generation", "second", "t2i"),
+        ("edit-p0", "image_editing", "first", "edit"),
+        ("edit-p1", "image_editing", "second", "edit"),
     ]
-    assert items[1].prompt == "two red circles, number 1"
+    assert items[1].prompt == "two red circles, number 1" and items[1].context is None
+    assert items[3].context.path.endswith("images/edit_1_s.png")  # the source image, from the prompt's content
+    context, (a, b) = items[3].loaded(SAMPLING)
+    assert context.size == a.size == b.size == (64, 64)
     reasons = sorted((s.id, s.reason) for s in skipped)
     assert reasons == [
-        ("edit-p0", "task_not_supported"),
-        ("edit-p1", "task_not_supported"),
+        ("edit-p2", "task_not_supported"),  # an edit of two source images
+        ("interleaved-p0", "task_not_supported"),
         ("t2i-p2", "malformed_field"),  # chosen "C"
         ("t2i-p3", "malformed_field"),  # two images in one response
     ]
+
+
+def test_genai_bench_edit_source_image_instruction_and_votes(tmp_path):
+    items, skipped = readers.read_genai_bench(write_genai_bench_edit(tmp_path), "image_edition")
+    assert [(s.id, s.reason) for s in skipped] == [("3", "missing_media")]  # no right_output_image: counted
+    assert [(i.task, i.truth) for i in items] == [
+        ("image_editing", "first"),
+        ("image_editing", "second"),
+        ("image_editing", "tie"),
+    ]
+    assert items[0].prompt == "make the circles blue 0" and items[0].id == "image_edition-0"
+    source, (left, right) = items[0].loaded(SAMPLING)
+    assert source.size == left.size == right.size == (64, 64)
+    with pytest.raises(UserError, match="config 'image_editing' is not read"):
+        readers.read_genai_bench(tmp_path, "image_editing")
+
+
+def test_editreward_bench_pairs_sets_and_rankings_by_comparison(tmp_path):
+    items, skipped = readers.read_editreward_bench(write_editreward_bench(tmp_path))
+    assert [(s.id, s.reason) for s in skipped] == [("e4", "malformed_field")]  # A>Q: not the pair compared
+    found = [(i.id, i.truth, i.group, i.labels["set"]) for i in items]
+    assert found == [
+        ("e1", "first", "2pair", "2pair/e1"),
+        ("e2", "second", "2pair", "2pair/e2"),
+        ("e3", "tie", "2pair", "2pair/e3"),
+        ("t1_0", "first", "3pair", "3pair/t1"),
+        ("t1_1", "second", "3pair", "3pair/t1"),  # AvsC ranked C>A: candidate_2 (C) wins
+        ("t1_2", "first", "3pair", "3pair/t1"),
+        ("t2_0", "second", "3pair", "3pair/t2"),
+    ]
+    assert all(i.task == "image_editing" and i.context is not None for i in items)
+    source, _ = items[0].loaded(SAMPLING)
+    assert source.size == (64, 64)
     _, (a, b) = items[0].loaded(SAMPLING)
     assert a.size == b.size == (64, 64)

@@ -400,3 +400,37 @@ def test_the_videofeedback_label_rule_is_configurable_and_every_dimension_is_kep
     assert {f["reason"] for f in report.failures} == {
         "VideoFeedback record has no 'sharpness' score (videofeedback_label=sharpness)"
     }
+
+
+def test_unified_reward_edit_pairs_convert_to_image_editing(tmp_path):
+    from unified_reward.prompts.templates import load_templates
+
+    rng = np.random.default_rng(1)
+    media = tmp_path / "media"
+    media.mkdir()
+    source = Scene("image", 2, "red", "circle", "left")
+    for name, scene in [("src", source), ("e1", source.with_changes(("color",), rng)), ("e2", source)]:
+        Image.fromarray(render_image(scene, rng)).save(media / f"{name}.png")
+    official = load_templates("official")["image_editing_pair"].instruction
+    text = official.replace("<context><candidate1><candidate2>", "<image>\n<image>\n<image>\n")
+    records = [
+        {
+            "id": "edit-1",
+            "images": ["src.png", "e1.png", "e2.png"],
+            "conversations": _conv(text.format(prompt="make the circles blue"), "Edited image 1 is better"),
+        },
+        {  # the pointwise form answers a JSON list of two 0-25 scores: reported, not guessed
+            "id": "edit-2",
+            "images": ["src.png", "e1.png"],
+            "conversations": _conv("Source Image (before editing)\nEditing instruction:x", '{"score": [20, 18]}'),
+        },
+    ]
+    path = tmp_path / "edit.json"
+    path.write_text(json.dumps(records))
+    report = convert_file(path, media, tmp_path / "out", source="official")
+    assert dict(report.converted) == {"image_editing_pair": 1}
+    assert [f["id"] for f in report.failures] == ["official-edit-2"]
+    urls = [str(p) for p in sorted((tmp_path / "out").glob("*.tar"))]
+    (record,) = list(ShardStream(urls))
+    assert (record.task, record.prompt, record.label) == ("image_editing", "make the circles blue", "first")
+    assert record.context.size == (64, 64) and [c.size for c in record.candidates] == [(64, 64), (64, 64)]

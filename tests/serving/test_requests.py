@@ -37,6 +37,29 @@ def test_requests_become_the_judge_queries_they_ask_for():
     assert understanding.context.frames.shape[1:] == (32, 32, 3) and understanding.candidates == ["two", "three"]
 
 
+def _edit(op: str, **fields):
+    """A valid image-editing request: the instruction, the source image as context, edited images as candidates."""
+    count = {"score": 1, "compare": 2, "group_rewards": 3}[op]
+    return {
+        "op": op,
+        "task": "image_editing",
+        "prompt": "make the circles blue",
+        "candidates": [media_data_url(image(i)) for i in range(count)],
+        "context": media_data_url(image(9)),
+    } | fields
+
+
+def test_an_edit_request_judges_the_edits_against_the_source_image(judge):
+    request = parse_request(_edit("group_rewards"), LIMITS)
+    assert [q.mode for q in request.queries] == ["point"] * 3 + ["pair"] * 3
+    assert all(q.task == "image_editing" and q.context is request.context for q in request.queries)
+    assert request.context.size == (32, 32) and all(c.size == (32, 32) for c in request.candidates)
+    (result,) = answer(judge, [request])
+    direct = judge.judge(request.queries)
+    assert np.allclose(result["scores"], [j.expected_score for j in direct[:3]], atol=1e-6)
+    assert len(result["win_rates"]) == 3 and math.isclose(sum(result["win_rates"]), 1.5)  # 3 pairs, a win or 2 halves
+
+
 def _png_bytes(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size).save(buffer, format="PNG")
@@ -80,6 +103,9 @@ def _png_bytes(size: tuple[int, int]) -> bytes:
             "field 'candidates[1]' is not valid text",
         ),
         (body("compare", both_orders="yes"), 422, "both_orders"),
+        (_edit("compare", context=None), 422, "field 'context' must be a image data URL"),
+        (_edit("compare", candidates=["bluer", "redder"]), 422, "field 'candidates[0]' must be a media data URL"),
+        (_edit("group_rewards", candidates=[media_data_url(image(0))] * 16), 413, "17 media in one request"),
         (
             body("score", candidate="data:image/png;base64," + base64.b64encode(_png_bytes((5000, 4000))).decode()),
             413,

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from unified_reward.data.media import VideoSampling, decode_media
-from unified_reward.data.schema import MODES, TASKS, is_generation
+from unified_reward.data.schema import MODES
 from unified_reward.data.shards import encode_record, read_manifest
+from unified_reward.data.tasks import PAPER_TASKS, TASKS, judges_media, media_kind_of, task_spec
 from unified_reward.synthetic import oracle
+from unified_reward.synthetic.edits import apply_instruction
 from unified_reward.synthetic.scene import Scene, read_attributes, reading_word, values_of
 from unified_reward.synthetic.world import (
     QUESTIONS,
@@ -37,7 +39,12 @@ def test_oracle_reproduces_every_constructed_label_from_pixels(task, mode):
     sampling = VideoSampling(num_frames=8)
     for index in range(40):
         record = make_record(CONFIG, "test", task, mode, index)
-        if is_generation(task):
+        if task_spec(task).prompt == "instruction":
+            source = decode_media(record.context, sampling)
+            seen = [
+                oracle.score_edit(record.prompt, source, decode_media(c, sampling)).score for c in record.candidates
+            ]
+        elif judges_media(task):
             seen = [oracle.score_generation(record.prompt, decode_media(c, sampling)).score for c in record.candidates]
         else:
             context = decode_media(record.context, sampling)
@@ -66,7 +73,7 @@ def _plans(split, task, mode, n):
 
 
 def _texts(plan):
-    if is_generation(plan.task):
+    if judges_media(plan.task):
         return {"prompt": plan.prompt}
     return {"prompt": plan.prompt, **{f"answer{i}": a for i, a in enumerate(plan.answers)}}
 
@@ -143,7 +150,7 @@ def test_the_text_only_judge_finds_a_leak_when_there_is_one():
 def test_pair_labels_are_balanced(task):
     labels = Counter(p.label for p in _plans("train", task, "pair", 4000))
     assert abs(labels["first"] - labels["second"]) / 4000 < 0.04
-    assert labels["tie"] / 4000 == pytest.approx(0.1 if is_generation(task) else 0.0, abs=0.02)
+    assert labels["tie"] / 4000 == pytest.approx(0.1 if task_spec(task).ties else 0.0, abs=0.02)
 
 
 def test_point_scores_span_the_scale():
@@ -159,7 +166,7 @@ def test_default_world_is_generated_quickly(tmp_path):
     folder = ensure_world(config, tmp_path, workers=2)
     seconds = time.perf_counter() - started
     counts = {s: e["records"] for s, e in read_manifest(folder / "train")["streams"].items()}
-    assert counts == {f"{t}_{m}": 250 for t in TASKS for m in MODES}
+    assert counts == {f"{t}_{m}": 250 for t in config.tasks for m in MODES}
     # 2000 records with media: the full default (1500 per stream + val/test) scales linearly from this
     assert seconds < 30, seconds
 
@@ -186,7 +193,9 @@ def _read(media, sampling):
 
 
 # only generation candidates can look generated
-RATIONALE_CASES = [(t, m, look) for t in TASKS for m in MODES for look in (0.0, 1.0) if not look or is_generation(t)]
+RATIONALE_CASES = [
+    (t, m, look) for t in TASKS for m in MODES for look in (0.0, 1.0) if not look or task_spec(t).prompt == "caption"
+]
 
 
 @pytest.mark.parametrize("task, mode, look", RATIONALE_CASES)
@@ -197,14 +206,21 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
     that look generated may show fewer attributes than a scene has (`no objects`, no clear colour): the rationale
     then states only what the oracle read, and its checks say `no` for what it did not."""
     sampling = VideoSampling(num_frames=8)
-    kind = "video" if task.startswith("video") else "image"
+    kind = media_kind_of(task)
     config = dataclasses.replace(CONFIG, generated_look=look)
     for index in range(12):
         record = make_record(config, "train", task, mode, index)
         lines = record.rationale.split("\n")
-        media = record.candidates if is_generation(task) else (record.context,)
+        media = record.candidates if judges_media(task) else (record.context,)
         seen = [_read(m, sampling) for m in media]
-        if is_generation(task):  # the caption restated first: the values every check's true value is copied from
+        if task_spec(task).prompt == "instruction":  # what the source shows, then the source with the change made
+            source = _read(record.context, sampling)
+            shows = read_attributes(lines[0].removeprefix("The source image shows "), kind)
+            assert shows == source, (lines[0], source)
+            wanted = apply_instruction(record.prompt, source)
+            assert read_attributes(lines[1].removeprefix("The edit asks for "), kind) == wanted, (lines[1], wanted)
+            lines = lines[2:]
+        elif judges_media(task):  # the caption restated first: the values every check's true value is copied from
             restated = lines[0].removeprefix("The caption asks for ").removesuffix(".")
             assert restated in record.prompt and restated != lines[0], (lines[0], record.prompt)
             assert read_attributes(restated, kind) == read_attributes(record.prompt, kind)
@@ -220,11 +236,13 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
         tallies = []
         for i, line in enumerate(checks):
             _, items, hits, total = _checked(line)
-            if is_generation(task):  # what the candidate shows, checked against the caption
+            if task_spec(task).prompt == "instruction":  # what the edit shows, checked against what was asked
+                truth, shown = wanted, seen[i]
+            elif judges_media(task):  # what the candidate shows, checked against the caption
                 truth, shown = read_attributes(record.prompt, kind), seen[i]
             else:  # what the answer states, checked against what the media show
                 truth, shown = seen[0], read_attributes(record.candidates[i], kind)
-            asked = list(truth) if is_generation(task) else list(shown)
+            asked = list(truth) if judges_media(task) else list(shown)
 
             def word(values, attribute):
                 return reading_word(attribute, values[attribute])
@@ -251,6 +269,8 @@ def test_rationale_agrees_with_the_oracle_and_its_tallies_give_the_label(task, m
 # 7: a pair's rationale ends by comparing the two tallies (`3 is less than 4.`).
 # 8: a generation rationale first restates the caption (`The caption asks for two red circles on the left.`).
 # 9: a share of the generation records look generated (`generated_look`, 0 here: these records are unchanged).
+# The paper's four tasks; image editing, added at 9 without changing them, has its own digests.
+EDITING_TEXT_DIGESTS = {9: "efddf3f18b08aa80e6dc2b1bfeb8799fce9e6a90"}
 TEXT_DIGESTS = {
     5: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672",
     6: "a3c424eae3f3451ba70bd9b775a5bb5aa9977672",
@@ -265,16 +285,17 @@ def test_a_change_to_the_generated_texts_bumps_the_world_version():
 
     from unified_reward.synthetic.world import WORLD_VERSION
 
-    digest = hashlib.sha1()
-    for task in TASKS:
-        for mode in MODES:
-            record = make_record(CONFIG, "train", task, mode, 0)
-            for part in (record.prompt, record.rationale or "", repr(record.label), repr(record.meta)):
-                digest.update(part.encode())
-    assert TEXT_DIGESTS.get(WORLD_VERSION) == digest.hexdigest(), (
-        f"the world's texts changed: bump WORLD_VERSION (now {WORLD_VERSION}) and record the new digest "
-        f"{digest.hexdigest()} in TEXT_DIGESTS"
-    )
+    for tasks, digests in ((PAPER_TASKS, TEXT_DIGESTS), (("image_editing",), EDITING_TEXT_DIGESTS)):
+        digest = hashlib.sha1()
+        for task in tasks:
+            for mode in MODES:
+                record = make_record(CONFIG, "train", task, mode, 0)
+                for part in (record.prompt, record.rationale or "", repr(record.label), repr(record.meta)):
+                    digest.update(part.encode())
+        assert digests.get(WORLD_VERSION) == digest.hexdigest(), (
+            f"the world's texts of {tasks} changed: bump WORLD_VERSION (now {WORLD_VERSION}) and record the new "
+            f"digest {digest.hexdigest()}"
+        )
 
 
 def test_the_main_jobs_generation_budget_holds_the_longest_answer(tmp_path):
@@ -283,21 +304,27 @@ def test_the_main_jobs_generation_budget_holds_the_longest_answer(tmp_path):
     from transformers import AutoTokenizer
 
     from tests_support import ROOT, compose_config
-    from unified_reward.data.schema import media_kind_of
+
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "checkpoints" / "tiny_qwen2_vl_base")
+    for experiment, tasks in (("reward_joint", PAPER_TASKS), ("reward_joint_edit", TASKS)):
+        budget = compose_config(tmp_path, f"experiment={experiment}").module.generate_max_new_tokens
+        longest = _longest_answer(tokenizer, tasks)
+        assert longest > 80  # the measurement reads real rationales
+        assert longest <= budget, f"{experiment}: the longest answer takes {longest} tokens, it generates {budget}"
+
+
+def _longest_answer(tokenizer, tasks) -> int:
     from unified_reward.prompts.templates import pair_answer_wordings
     from unified_reward.synthetic.world import reasoning
 
-    budget = compose_config(tmp_path, "experiment=reward_joint").module.generate_max_new_tokens
-    tokenizer = AutoTokenizer.from_pretrained(ROOT / "checkpoints" / "tiny_qwen2_vl_base")
     longest = 0
     for seed in (0, 1):
-        for task in TASKS:
+        for task in tasks:
             verdict = max(pair_answer_wordings(media_kind_of(task)).values(), key=len)
             rationales = [reasoning(plan_record(WorldConfig(seed=seed), "train", task, "pair", i)) for i in range(150)]
-            if is_generation(task):  # what the oracle read from media that look generated (`many`, `not moving`)
+            if task_spec(task).prompt == "caption":  # what the oracle read from media that look generated
                 look = WorldConfig(seed=seed, generated_look=1.0)
                 rationales += [make_record(look, "train", task, "pair", i).rationale for i in range(40)]
             for rationale in rationales:
                 longest = max(longest, len(tokenizer(f"{rationale}\n{verdict}")["input_ids"]) + 1)
-    assert longest > 80  # the measurement reads real rationales
-    assert longest <= budget, f"the longest answer takes {longest} tokens, the main job generates {budget}"
+    return longest

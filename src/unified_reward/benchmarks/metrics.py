@@ -74,6 +74,16 @@ def genai_four_way_accuracy(predicted, truth) -> float:
     return float(np.mean(right)) if right else float("nan")
 
 
+def set_accuracy(predicted, truth, sets: Sequence[str], complete: Callable[[str], bool] = lambda _: True) -> float:
+    """EditReward-Bench's group accuracy (its inference_3pair / 4pair scripts): a set of K edits is right when each
+    of its comparisons is right, and counts once; a set that `complete` says lacks some of its comparisons is
+    wrong. Over items drawn with replacement (the bootstrap), a set is right when every drawn comparison of it is."""
+    right: dict[str, bool] = {}
+    for p, t, s in zip(predicted, truth, sets, strict=True):
+        right[s] = right.get(s, complete(s)) and p == t
+    return float(np.mean(list(right.values()))) if right else float("nan")
+
+
 def tie_calibrated_accuracy(margins: Sequence[float], truth: Sequence[str]) -> tuple[float, float]:
     """VideoGen-RewardBench "w/ ties" (Ties Matter, arXiv 2305.14324, Algorithm 1): a margin |m| <= epsilon is a
     predicted tie; the best three-class accuracy over the states no row order changes, the thresholds epsilon in

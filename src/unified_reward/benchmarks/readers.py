@@ -5,14 +5,19 @@ Layouts (README, "Evaluating judges on reward-model benchmarks"):
 - VL-RewardBench: `data/test-*.parquet` (HF `MMInstruction/VL-RewardBench`: id, query, response[2], image
   {bytes}, human_ranking [0, 1] = the first response preferred), or UnifiedReward's `data.json` + `images/`.
 - GenAI-Bench: `<config>/<split>-*.parquet` (HF `TIGER-Lab/GenAI-Bench`, configs image_generation /
-  video_generation; prompt, left_*/right_*, vote_type leftvote / rightvote / tievote / bothbad_vote); videos
+  video_generation / image_edition; prompt, left_*/right_*, vote_type leftvote / rightvote / tievote /
+  bothbad_vote; image_edition: instruct_prompt, source_image, left_output_image / right_output_image); videos
   are URLs in the release, read from `video_dir/<file name of the URL>`.
+- EditReward-Bench: `{2pair,3pair,4pair}/train-*.parquet` (HF `TIGER-Lab/EditReward-Bench`: one row per compared
+  pair of a set of K edits: id, instruction, source_image, candidate_1, candidate_2, ranking `A>B` / `B>A` / `A=B`,
+  comparison_type `AvsC` naming which of the set's edits the two candidates are; a set is the rows whose id shares
+  the part before the first `_`).
 - VideoGen-RewardBench: `videogen-rewardbench.csv` (path_A, path_B, prompt, VQ, MQ, TA, Overall in A / B /
   same) with the unzipped `videos/` beside it.
 - Multimodal RewardBench: `data/all_data.json` (a JSON array: ID, Text, Image (relative to data/), Output1,
   Output2, Better, Category).
-- MMRB2: `benchmark/{t2i,edit,interleaved,reasoning}.json` with their images (text-to-image read; the others
-  skipped and counted until their tasks exist).
+- MMRB2: `benchmark/{t2i,edit,interleaved,reasoning}.json` with their images (text-to-image and single-image
+  edits read; the others skipped and counted until their tasks exist).
 - synthetic: the synthetic world's test split (pair records), through the same harness.
 - synthetic_generated: pairs of tiny generators' samples of unseen captions, labelled by the oracle
   (`experiments/judge_on_generated/make_benchmark.sh` writes them).
@@ -24,10 +29,12 @@ import dataclasses
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from unified_reward.benchmarks.items import BenchmarkItem, ItemError, MediaRef, Skipped
+from unified_reward.data.tasks import has_context, media_kind_of
 from unified_reward.errors import UserError
 
 Read = tuple[list[BenchmarkItem], list[Skipped]]
@@ -127,11 +134,34 @@ def read_vl_rewardbench(root: str | Path) -> Read:
 GENAI_VOTES = {"leftvote": "first", "rightvote": "second", "tievote": "tie", "bothbad_vote": "both_bad"}
 
 
+@dataclass(frozen=True)
+class GenAIConfig:
+    """A GenAI-Bench config's columns and the task of ours that judges it."""
+
+    task: str
+    prompt: str
+    left: str
+    right: str
+    source: str | None = None  # the image edited (image_edition)
+
+
+GENAI_CONFIGS = {
+    "image_generation": GenAIConfig("image_generation", "prompt", "left_image", "right_image"),
+    "video_generation": GenAIConfig("video_generation", "prompt", "left_video", "right_video"),
+    "image_edition": GenAIConfig(
+        "image_editing", "instruct_prompt", "left_output_image", "right_output_image", source="source_image"
+    ),
+}
+
+
 def read_genai_bench(root: str | Path, config: str, split: str = "test_v1", video_dir: str | None = None) -> Read:
+    if config not in GENAI_CONFIGS:
+        raise UserError(f"GenAI-Bench config {config!r} is not read; configs: {sorted(GENAI_CONFIGS)}")
+    columns = GENAI_CONFIGS[config]
     root = Path(root)
     folder = root / config
     paths = _need(sorted(folder.glob(f"**/{split}-*.parquet")), f"{config}/{split}-*.parquet", root)
-    video = config == "video_generation"
+    video = media_kind_of(columns.task) == "video"
     videos = Path(video_dir) if video_dir else folder / "videos"
 
     def media(value: Any) -> MediaRef:
@@ -143,17 +173,72 @@ def read_genai_bench(root: str | Path, config: str, split: str = "test_v1", vide
     def make(row: dict[str, Any], index: int) -> BenchmarkItem:
         if row["vote_type"] not in GENAI_VOTES:
             raise ItemError("malformed_field", f"vote_type {row['vote_type']!r}")
-        side = "video" if video else "image"
         return BenchmarkItem(
             str(row.get("id", f"{config}-{index}")),
-            config,
-            str(row["prompt"]),
-            (media(row[f"left_{side}"]), media(row[f"right_{side}"])),
+            columns.task,
+            str(row[columns.prompt]),
+            (media(row[columns.left]), media(row[columns.right])),
             GENAI_VOTES[row["vote_type"]],
+            context=media(row[columns.source]) if columns.source else None,
             group=row["vote_type"],
         )
 
     return _each(_parquet_rows(paths), make, f"GenAI-Bench {config}")
+
+
+# ---- EditReward-Bench ---------------------------------------------------------------------------------------
+
+EDITREWARD_SUBSETS = {"2pair": 2, "3pair": 3, "4pair": 4}
+
+
+def editreward_set(item_id: str) -> str:
+    """The set of edits a row compares two of: its id before the first `_` (its inference_3pair/4pair scripts)."""
+    return item_id.split("_", 1)[0]
+
+
+def _editreward_truth(ranking: str, comparison: str) -> str:
+    """`A>B` / `C>A` / `A=B` of the pair whose candidates are the letters of `comparison` (`AvsC`: candidate_1 is
+    A, candidate_2 is C) in the benchmark's order."""
+    if "=" in ranking:
+        return "tie"
+    left, right = comparison.upper().split("VS")
+    winner, loser = (part.strip().upper() for part in ranking.split(">"))
+    if {winner, loser} != {left, right}:
+        raise ItemError("malformed_field", f"ranking {ranking!r} does not compare the pair {comparison!r}")
+    return "first" if winner == left else "second"
+
+
+def read_editreward_bench(root: str | Path, split: str = "train") -> Read:
+    """Every comparison of every subset, in file order; the item's group is its subset (`2pair`, ...), its `set`
+    label the set of edits it belongs to (for the set accuracy of the 3- and 4-edit subsets)."""
+    root = Path(root)
+    found = {name: sorted((root / name).glob(f"{split}-*.parquet")) for name in EDITREWARD_SUBSETS}
+    _need([p for paths in found.values() for p in paths], f"{{2pair,3pair,4pair}}/{split}-*.parquet", root)
+    items, skipped = [], []
+    for subset, paths in found.items():
+        if not paths:
+            continue
+
+        def make(row: dict[str, Any], _: int, subset: str = subset) -> BenchmarkItem:
+            stated = row.get("dataset") or (f"{row['num_candidates']}pair" if row.get("num_candidates") else None)
+            if stated is not None and stated != subset:
+                raise ItemError("malformed_field", f"a {stated} row in {subset}/")
+            item_id = str(row["id"])
+            return BenchmarkItem(
+                item_id,
+                "image_editing",
+                str(row["instruction"]),
+                (_embedded(row["candidate_1"], "image"), _embedded(row["candidate_2"], "image")),
+                _editreward_truth(str(row["ranking"]), str(row.get("comparison_type") or "AvsB")),
+                context=_embedded(row["source_image"], "image"),
+                group=subset,
+                labels={"set": f"{subset}/{item_id if subset == '2pair' else editreward_set(item_id)}"},
+            )
+
+        rows, bad = _each(_parquet_rows(paths), make, f"EditReward-Bench {subset}")
+        items += rows
+        skipped += bad
+    return items, skipped
 
 
 # ---- VideoGen-RewardBench ------------------------------------------------------------------------------
@@ -227,7 +312,7 @@ def read_multimodal_rewardbench(root: str | Path) -> Read:
 # ---- MMRB2 -------------------------------------------------------------------------------------------------
 
 MMRB2_SUBSETS = ("t2i", "edit", "interleaved", "reasoning")
-MMRB2_TASKS = {"t2i": "image_generation"}  # edit, interleaved, reasoning: no task of ours judges them yet
+MMRB2_TASKS = {"t2i": "image_generation", "edit": "image_editing"}  # interleaved, reasoning: no task of ours yet
 
 
 def _mmrb2_parts(content: Any, kind: str) -> list[str]:
@@ -261,12 +346,16 @@ def read_mmrb2(root: str | Path) -> Read:
             images = [_mmrb2_parts(pair[f"response_{side}"]["response_content"], "image") for side in "ab"]
             if any(len(found) != 1 for found in images):
                 raise ItemError("malformed_field", f"responses with {[len(f) for f in images]} images, not one each")
+            sources = _mmrb2_parts(pair["prompt_content"], "image")
+            if len(sources) != int(has_context(MMRB2_TASKS[subset])):  # an edit of one source image, or none
+                raise ItemError("task_not_supported", f"MMRB2 {subset}: {len(sources)} images in the prompt")
             return BenchmarkItem(
                 pair["id"],
                 MMRB2_TASKS[subset],
                 " ".join(_mmrb2_parts(pair["prompt_content"], "text")),
                 tuple(MediaRef("image", path=str(folder / found[0])) for found in images),
                 "first" if pair["chosen"] == "A" else "second",
+                context=MediaRef("image", path=str(folder / sources[0])) if sources else None,
                 group=subset,
             )
 

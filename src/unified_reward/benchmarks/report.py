@@ -47,6 +47,31 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
             "accuracy_without_ties": on(M.accuracy_without_ties, verdict, truth),
             "accuracy_4way": on(M.genai_four_way_accuracy, verdict, truth),
         }
+        if benchmark == "genai_bench_edit":  # EditReward's number (65.72): tie-calibrated, both-bad votes as ties
+            calibrated = ["tie" if t == "both_bad" else t for t in truth]
+            found["accuracy_with_ties_calibrated"] = on(
+                lambda m, t: M.tie_calibrated_accuracy(m, t)[0], margin, calibrated
+            )
+    elif benchmark == "editreward_bench":
+        sets = [r.get("labels", {}).get("set", r["id"]) for r in rows]
+        counts = Counter(sets)
+
+        def complete(name: str) -> bool:  # a set of K edits has K(K-1)/2 comparisons
+            k = int(name.split("pair", 1)[0])
+            return counts[name] == k * (k - 1) // 2
+
+        found = {}
+        for subset in ("2pair", "3pair", "4pair"):
+            if subset in group:  # 2pair: exact agreement, a human tie must be judged a tie
+                found[f"accuracy/{subset}"] = on(
+                    lambda v, t, s, g, n=subset: M.set_accuracy(*_where_set(v, t, s, g, n), complete),
+                    verdict,
+                    truth,
+                    sets,
+                    group,
+                )
+        found["accuracy/overall"] = on(lambda v, t, s: M.set_accuracy(v, t, s, complete), verdict, truth, sets)
+        found["ours/pairwise_accuracy"] = on(M.accuracy, verdict, truth)
     elif benchmark == "videogen_rewardbench":
         # VQ / MQ / TA are not reported: they need a judgment per dimension, and the judge gives one overall
         found = {
@@ -102,6 +127,11 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
 def _where(verdicts, truths, groups, name):
     kept = [(v, t) for v, t, g in zip(verdicts, truths, groups, strict=True) if g == name]
     return [v for v, _ in kept], [t for _, t in kept]
+
+
+def _where_set(verdicts, truths, sets, groups, name):
+    kept = [(v, t, s) for v, t, s, g in zip(verdicts, truths, sets, groups, strict=True) if g == name]
+    return [v for v, _, _ in kept], [t for _, t, _ in kept], [s for _, _, s in kept]
 
 
 def _share_of_ties(truths, groups, name) -> float:

@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader
 
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import MixtureStream, ShardStream, SkipBatches, SkipCounter
-from unified_reward.data.schema import MODES, TASKS, stream_name
+from unified_reward.data.schema import MODES, stream_name
 from unified_reward.data.sources import ShardSource
+from unified_reward.data.tasks import PAPER_TASKS, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class PreferenceDataModule(L.LightningDataModule):
         self,
         source: ShardSource,
         *,
-        tasks: Sequence[str] = TASKS,
+        tasks: Sequence[str] = PAPER_TASKS,
         modes: Sequence[str] = MODES,
         train_tasks: Sequence[str] | None = None,
         weights: dict[str, float] | None = None,

@@ -1,4 +1,4 @@
-"""The unified preference record: one schema for all four tasks, both modes, and DPO pairs.
+"""The unified preference record: one schema for every task of the task table, both modes, and DPO pairs.
 
 A record is validated on construction; every error names the offending field. Media fields hold
 either `EncodedMedia` (bytes as stored in a shard) or decoded media (`PIL.Image.Image` for
@@ -15,12 +15,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image
 
-Task = Literal["image_generation", "image_understanding", "video_generation", "video_understanding"]
+from unified_reward.data.tasks import TASKS, MediaKind, has_context, judges_media, media_kind_of
+
 Mode = Literal["pair", "point"]
 PairLabel = Literal["first", "second", "tie"]
-MediaKind = Literal["image", "video"]
 
-TASKS: tuple[str, ...] = get_args(Task)
 MODES: tuple[str, ...] = get_args(Mode)
 PAIR_LABELS: tuple[str, ...] = get_args(PairLabel)
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
@@ -29,14 +28,6 @@ VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "webm", "mov")
 
 class RecordError(ValueError):
     """A record violates the schema. The message names the field."""
-
-
-def media_kind_of(task: str) -> MediaKind:
-    return "video" if task.startswith("video") else "image"
-
-
-def is_generation(task: str) -> bool:
-    return task.endswith("_generation")
 
 
 def stream_name(task: str, mode: str) -> str:
@@ -125,10 +116,10 @@ def check_common_fields(item: Any) -> None:
 
 
 def check_candidates(task: str, candidates: tuple) -> None:
-    """Media of the task's kind (generation) or non-empty answer texts (understanding)."""
+    """Media of the task's kind (generation, editing) or non-empty answer texts (understanding)."""
     kind = media_kind_of(task)
     for i, candidate in enumerate(candidates):
-        if is_generation(task):
+        if judges_media(task):
             if not _media_of_kind(candidate, kind):
                 raise RecordError(f"field 'candidates[{i}]' must be {kind} media for {task}")
         elif not isinstance(candidate, str) or not candidate.strip():
@@ -136,7 +127,7 @@ def check_candidates(task: str, candidates: tuple) -> None:
 
 
 def check_context(task: str, context: Any) -> None:
-    if is_generation(task):
+    if not has_context(task):
         if context is not None:
             raise RecordError(f"field 'context' must be None for {task}")
     elif not _media_of_kind(context, media_kind_of(task)):
@@ -150,6 +141,8 @@ class PreferenceRecord:
     - generation tasks: `prompt` is the caption, `context` is None, `candidates` are images/videos;
     - understanding tasks: `prompt` is the question, `context` is the image/video, candidates are
       answer texts;
+    - editing: `prompt` is the instruction, `context` the source image, `candidates` the edited images
+      (the task table, `data/tasks.py`, says which task is which);
     - pair mode: 2 candidates and a label first/second/tie; point mode: 1 candidate and a
       `PointLabel`;
     - a DPO pair is a pair record whose label is not a tie: `chosen`/`rejected` read it.
@@ -158,7 +151,7 @@ class PreferenceRecord:
     """
 
     id: str
-    task: Task
+    task: str
     mode: Mode
     prompt: str
     candidates: tuple[Candidate, ...]
@@ -226,7 +219,7 @@ class PreferenceRecord:
         cls,
         *,
         id: str,
-        task: Task,
+        task: str,
         prompt: str,
         chosen: Candidate,
         rejected: Candidate,
@@ -258,7 +251,7 @@ class CandidateSet:
     records (stream `<task>_candidates`, label None)."""
 
     id: str
-    task: Task
+    task: str
     prompt: str
     candidates: tuple[Candidate, ...]
     source: str

@@ -24,13 +24,13 @@ from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_me
 from unified_reward.data.schema import (
     CANDIDATES,
     MODES,
-    TASKS,
     CandidateSet,
     EncodedMedia,
     PointLabel,
     PreferenceRecord,
     RecordError,
 )
+from unified_reward.data.tasks import TASKS
 
 MANIFEST = "manifest.json"
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")

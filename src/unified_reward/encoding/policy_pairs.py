@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from unified_reward.data.schema import PreferenceRecord, is_generation
+from unified_reward.data.schema import PreferenceRecord
+from unified_reward.data.tasks import judges_media
 from unified_reward.encoding.chat import IGNORE_INDEX, EncodedChat, TooLongError, encode_chat, pad_batch
 from unified_reward.models.processor import VLMProcessor
 from unified_reward.prompts.templates import render_policy_prompt
@@ -64,7 +65,7 @@ class PolicyPairCollator:
         self.skipped: Counter[str] = Counter()
 
     def _skip_reason(self, record: PreferenceRecord) -> str | None:
-        if is_generation(record.task):
+        if judges_media(record.task):
             return "generation_task"
         if record.mode != "pair":
             return "not_a_pair"
@@ -92,7 +93,7 @@ class PolicyPairCollator:
                 reason = "too_long"
             skipped[reason] += 1
         self.skipped.update(skipped)
-        questions = [r for r in records if not is_generation(r.task)]
+        questions = [r for r in records if not judges_media(r.task)]
         if not kept:
             return {"records": [], "questions": questions, "skipped": dict(skipped)} if questions else None
         batch = self._shared(prompts, answers) if self.layout == "shared" else self._separate(prompts, answers)

@@ -26,7 +26,8 @@ from torch import nn
 
 from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_media, encode_media
 from unified_reward.data.reading import stable_seed
-from unified_reward.data.schema import CandidateSet, EncodedMedia, PreferenceRecord, is_generation
+from unified_reward.data.schema import CandidateSet, EncodedMedia, PreferenceRecord
+from unified_reward.data.tasks import task_spec
 from unified_reward.encoding.policy_pairs import encode_policy_prompt
 from unified_reward.filtering.writer import Outcome
 from unified_reward.generation.noise import NoiseObjective
@@ -38,7 +39,7 @@ from unified_reward.text_generation import generate_texts
 
 def check_tasks(tasks: Sequence[str], generator: bool) -> None:
     """A VLM policy answers understanding questions; a generator samples generation captions."""
-    wrong = [t for t in tasks if is_generation(t) != generator]
+    wrong = [t for t in tasks if task_spec(t).prompt != ("caption" if generator else "question")]
     if wrong:
         kind = "a generator samples captions" if generator else "a VLM policy answers questions"
         stage = "generator_candidates" if generator else "candidates"
@@ -94,7 +95,7 @@ class AnswerCandidates(L.LightningModule):
 
     @torch.no_grad()
     def predict_step(self, batch: list[PreferenceRecord], batch_idx: int) -> list[Outcome]:
-        waiting = [r for r in _not_done(batch, self.skip_ids) if not is_generation(r.task)]
+        waiting = [r for r in _not_done(batch, self.skip_ids) if task_spec(r.task).prompt == "question"]
         stored = {r.id: r.context for r in waiting}  # what is written is the stored bytes, not a re-encoded copy
         questions, outcomes = self._decoded(waiting)
         if not questions:
@@ -163,7 +164,7 @@ class GeneratedCandidates(L.LightningModule):
 
     @torch.no_grad()
     def predict_step(self, batch: list[PreferenceRecord], batch_idx: int) -> list[Outcome]:
-        prompts = [r for r in _not_done(batch, self.skip_ids) if is_generation(r.task)]
+        prompts = [r for r in _not_done(batch, self.skip_ids) if task_spec(r.task).prompt == "caption"]
         if not prompts:
             return []
         captions = [r.prompt for r in prompts for _ in range(self.candidates)]

@@ -62,16 +62,16 @@ class TinyVocabulary:
 
 
 def _corpus(vocabulary: TinyVocabulary) -> list[str]:
-    from unified_reward.data.schema import is_generation, media_kind_of
+    from unified_reward.data.schema import MODES, stream_name
+    from unified_reward.data.tasks import PAPER_TASKS, task_spec
     from unified_reward.prompts.templates import DEFAULT_TEMPLATES, pair_answer_wordings
 
-    texts = [t.instruction for t in DEFAULT_TEMPLATES.values()]
+    # the paper's tasks only: changing the corpus changes the vocabulary, and the shipped base must match it (a later
+    # task's templates are byte-level pieces of the same vocabulary)
+    texts = [DEFAULT_TEMPLATES[stream_name(t, m)].instruction for t in PAPER_TASKS for m in MODES]
     # every verdict wording, ties included: the understanding templates offer no tie, but the shipped base's
-    # tokenizer was trained on one, and changing the corpus changes the vocabulary (the base must match it)
-    for name in DEFAULT_TEMPLATES:
-        if name.endswith("_pair"):
-            task = name.removesuffix("_pair")
-            texts += pair_answer_wordings(media_kind_of(task) if is_generation(task) else "answer").values()
+    # tokenizer was trained on one
+    texts += [w for t in PAPER_TASKS for w in pair_answer_wordings(task_spec(t).candidate_unit).values()]
     texts += list(vocabulary.texts)
     words = list(vocabulary.words) + ["There", "is", "are", "They", "objects", "object", "moving", "shows"]
     words += ["image", "video", "Image", "Video", "Answer", "better", "equally", "good", "Both"]

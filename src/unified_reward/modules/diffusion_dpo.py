@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from unified_reward.data.tasks import media_kind_of
 from unified_reward.encoding.generation_pairs import GenerationPairCollator
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import PixelSampler, to_uint8
@@ -103,7 +104,7 @@ class DiffusionDPOModule(L.LightningModule):
         self.denoiser = denoiser if isinstance(denoiser, nn.Module) else denoiser()
         self.kind = denoiser_kind(self.denoiser)
         is_video = self.kind in VIDEO_KINDS
-        if is_video != task.startswith("video") or is_video != (num_frames is not None):
+        if is_video != (media_kind_of(task) == "video") or is_video != (num_frames is not None):
             raise ValueError(
                 f"a {self.kind} denoiser makes {'videos' if is_video else 'images'}: task={task}, "
                 f"num_frames={num_frames} do not match (video kinds need num_frames, image kinds none)"

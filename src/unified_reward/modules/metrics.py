@@ -13,7 +13,8 @@ from torchmetrics import Metric
 from torchmetrics.functional import spearman_corrcoef
 from torchmetrics.utilities import dim_zero_cat
 
-from unified_reward.data.schema import MODES, TASKS, stream_name
+from unified_reward.data.schema import MODES, stream_name
+from unified_reward.data.tasks import TASKS
 
 
 class CollectedRows(Metric):

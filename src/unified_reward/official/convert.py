@@ -13,9 +13,11 @@ the first and second response's), `Final Score: X` on the scale the instruction 
 per-dimension scores with no final score (every dimension kept in `meta["dimensions"]`, the point label by
 `videofeedback_label`: the mean of the five, or one named dimension, on 1-4). Caption-rating records
 (LLaVA-Critic's "rate for this Text Caption") are image understanding: the caption is the rated answer.
-Captions, questions and answers in brackets may span several lines. The record's own instruction and answer
-are kept in `meta` (the answer also as `rationale`). Every record that cannot be converted is reported with
-the reason.
+UnifiedReward-Edit's pairwise form (`Source Image (before editing)` ... `Text instruction - <instruction>`, the
+images source, edit 1, edit 2) is image editing; its pointwise form (a JSON list of two 0-25 scores) is reported
+as not convertible. Captions, questions and answers in brackets may span several lines. The record's own
+instruction and answer are kept in `meta` (the answer also as `rationale`). Every record that cannot be converted
+is reported with the reason.
 
     python -m unified_reward.official.convert --json train.json --media-root data/ --out shards/train
 """
@@ -35,6 +37,8 @@ from unified_reward.data.shards import ShardSetWriter
 from unified_reward.official.media import record_media
 from unified_reward.official.records import (
     CAPTION_RATING,
+    EDIT_INSTRUCTION,
+    EDIT_JUDGMENT,
     QUESTION,
     TWO_VIDEOS,
     Unconvertible,
@@ -84,10 +88,16 @@ def convert_record(
     if not is_point and two_scores is None and not pair.valid:
         raise Unconvertible("answer is neither a pairwise verdict nor 'Final Score: X'")
     two_videos = not is_point and bool(TWO_VIDEOS.search(instruction) or re.search(r"video\s*[12]", answer, re.I))
-    media = record_media(record, media_root, fps, max_frames, two_videos)
+    editing = bool(EDIT_JUDGMENT.search(instruction))
+    media = record_media(record, media_root, fps, max_frames, two_videos, separate_images=editing)
     kind = media[0].kind
     meta: dict[str, Any] = {"instruction": instruction, "official_id": record.get("id")}
-    if CAPTION_RATING.search(instruction) and len(media) == 1 and is_point:  # LLaVA-Critic caption rating
+    if editing:  # UnifiedReward-Edit's pairwise form: source image, edited images, `Text instruction - ...`
+        found = EDIT_INSTRUCTION.search(instruction)
+        if found is None:
+            raise Unconvertible("edit judgment without its 'Text instruction - ...'")
+        task, prompt, context, candidates = "image_editing", found.group(1), media[0], media[1:]
+    elif CAPTION_RATING.search(instruction) and len(media) == 1 and is_point:  # LLaVA-Critic caption rating
         task, prompt, context = f"{kind}_understanding", find_question(instruction), media[0]
         candidates = [find_caption(instruction, {})]
     elif bool(QUESTION.search(instruction)) and len(media) == 1 and not (is_point and dimensions):

@@ -92,9 +92,15 @@ def _frame_groups(paths: list[str], two_videos_by_text: bool) -> list[list[str]]
 
 
 def record_media(
-    record: dict[str, Any], media_root: Path, fps: float, max_frames: int, two_videos_by_text: bool
+    record: dict[str, Any],
+    media_root: Path,
+    fps: float,
+    max_frames: int,
+    two_videos_by_text: bool,
+    separate_images: bool = False,
 ) -> list[EncodedMedia]:
-    """The record's media in order, as images or videos."""
+    """The record's media in order, as images or videos (more than 2 images are video frames unless
+    `separate_images`: an edit's source image and its edits)."""
     if "video" in record:
         videos = record["video"] if isinstance(record["video"], list) else [record["video"]]
         return [_video_entry(media_root, v, fps, max_frames) for v in videos]
@@ -102,6 +108,6 @@ def record_media(
     if images is None:
         raise Unconvertible("record has no 'image', 'images' or 'video'")
     images = images if isinstance(images, list) else [images]
-    if len(images) <= 2:
+    if len(images) <= 2 or separate_images:
         return [EncodedMedia("image", _ext(i, IMAGE_EXTENSIONS), _read(media_root, i)) for i in images]
     return [_frames_to_video(media_root, group, fps) for group in _frame_groups(images, two_videos_by_text)]

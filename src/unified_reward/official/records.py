@@ -63,6 +63,9 @@ _ONE_ANSWER = [
 CAPTION_RATING = re.compile(r"rate\s+(?:for\s+)?this\s+text\s+caption|text\s+caption\s+in\s+terms\s+of", re.IGNORECASE)
 _SCALE = re.compile(r"(?:from|between|scale\s+of|range\s+of)?\s*\b(0|1)\s*(?:-|–|to)\s*(5|10|100)\b", re.IGNORECASE)
 _MEDIA_TOKEN = re.compile(r"<(?:image|video)>\s*")
+# UnifiedReward-Edit's pairwise prompt: the source image, then the two edits, then the text ending in the instruction
+EDIT_JUDGMENT = re.compile(r"source\s+image\s*\(before\s+editing\)", re.IGNORECASE)
+EDIT_INSTRUCTION = re.compile(r"text\s+instruction\s*-\s*(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 TWO_VIDEOS = re.compile(r"\btwo\s+(?:generated\s+)?videos\b|\bvideo\s*2\b|frames\s+of\s+two", re.IGNORECASE)
 # VideoFeedback (TIGER-Lab): five dimensions scored 1-4 and no overall score
 VIDEOFEEDBACK_DIMENSIONS = (

@@ -2,12 +2,15 @@
 
 A template's `instruction` holds `{prompt}`, `{answer1}`/`{answer2}` (understanding), `{low}`/`{high}`
 (point scale) and the media markers `<context>`, `<candidate1>`, `<candidate2>`, where images or
-videos go. Pair answers are the sentences the official checkpoints emit (`Image 1 is better.`,
+videos go (editing: the source image is the context, the edited images the candidates). Pair answers are
+the sentences the official checkpoints emit (`Image 1 is better.`,
 `Answer 2 is better.`, `Both videos are equally good.`); point answers end in `Final Score: X`.
 Replace the wording for a checkpoint trained on other templates with `load_templates(path)` (a JSON
 or YAML file mapping `<task>_<mode>` to `{instruction, pair_answers, scale}`); `load_templates("official")` is the
 official checkpoints' own prompts (UnifiedReward's `inference_qwen` scripts) with their answer wordings and
-scales (image generation 1-5, image understanding 0-100, video generation 1-10, video understanding 1-5).
+scales (image generation 1-5, image understanding 0-100, video generation 1-10, video understanding 1-5), and
+UnifiedReward-Edit's pairwise rank (`Edited image 1 is better`; its pointwise prompts answer a JSON list of two 0-25
+scores, which the score trie does not read, so editing's point template stays ours).
 A template with a `scale` asks on that scale whatever scale a record's label is on (labels are rescaled).
 Pair answers offer a tie only where the prompt allows one.
 """
@@ -20,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unified_reward.data.schema import MODES, TASKS, is_generation, media_kind_of, stream_name
+from unified_reward.data.schema import MODES, stream_name
+from unified_reward.data.tasks import TASKS, media_kind_of, task_spec
 
 MEDIA_MARKER = re.compile(r"<(context|candidate1|candidate2)>")
 SCORE_PREFIX = "Final Score: "
@@ -122,6 +126,18 @@ _GENERATION_POINT = (
     "counts, colours, {where}) and its quality, from {{low}} to {{high}}.\n"
     "Caption: {{prompt}}\n{Kind}: <candidate1>\nEnd your reply with 'Final Score: X'."
 )
+_EDITING_PAIR = (
+    "You will see a source image, an edit instruction and two edited images. Judge which edited image carries out "
+    "the instruction more faithfully while keeping everything else of the source image (objects, counts, colours, "
+    "positions).\nSource image: <context>\nInstruction: {prompt}\nImage 1: <candidate1>\nImage 2: <candidate2>\n"
+    "Reply with one of: 'Image 1 is better.', 'Image 2 is better.', 'Both images are equally good.'"
+)
+_EDITING_POINT = (
+    "You will see a source image, an edit instruction and an edited image. Rate how faithfully the edit carries out "
+    "the instruction while keeping everything else of the source image (objects, counts, colours, positions), from "
+    "{low} to {high}.\nSource image: <context>\nInstruction: {prompt}\nImage: <candidate1>\n"
+    "End your reply with 'Final Score: X'."
+)
 _UNDERSTANDING_PAIR = (
     "Here is {a_kind}, a question about it and two answers. Judge which answer is more accurate, complete and "
     "relevant to the {kind}.\n{Kind}: <context>\nQuestion: {{prompt}}\nAnswer 1: {{answer1}}\nAnswer 2: {{answer2}}\n"
@@ -135,14 +151,18 @@ _UNDERSTANDING_POINT = (
 
 
 def _default_template(task: str, mode: str) -> JudgeTemplate:
-    kind = media_kind_of(task)
+    spec = task_spec(task)
+    kind = spec.media
     fill = {
         "kind": kind,
         "Kind": kind.title(),
         "a_kind": ("an " if kind[0] in "aeiou" else "a ") + kind,
         "where": "positions" if kind == "image" else "motion",
     }
-    if is_generation(task):
+    if spec.prompt == "instruction":
+        text = _EDITING_PAIR if mode == "pair" else _EDITING_POINT
+        answers = pair_answer_wordings(kind) if mode == "pair" else {}
+    elif spec.prompt == "caption":
         text = (_GENERATION_PAIR if mode == "pair" else _GENERATION_POINT).format(**fill)
         answers = pair_answer_wordings(kind) if mode == "pair" else {}
     else:  # the understanding prompts ask for one of two answers: no tie (the official data has none)
@@ -196,6 +216,6 @@ def save_templates(templates: dict[str, JudgeTemplate], path: str | Path) -> Non
 
 def render_policy_prompt(task: str, question: str, context: Any) -> list[dict[str, Any]]:
     """What a VLM policy (the model being aligned, not the judge) is asked: its image or video, then the question."""
-    if is_generation(task):
+    if task_spec(task).prompt != "question":
         raise ValueError(f"a VLM policy answers understanding questions; {task} has no question to answer")
     return [{"type": media_kind_of(task), "media": context}, {"type": "text", "text": question}]

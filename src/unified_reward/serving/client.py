@@ -7,6 +7,7 @@
 
     GRPOTrainer(..., reward_funcs=[trl_reward(client, task="image_understanding")])   # TRL, VLM policies
     rewards = diffusion_group_rewards(client, caption, images)            # a diffusion GRPO loop's group
+    rewards = diffusion_group_rewards(client, instruction, edits, task="image_editing", source=image)  # an editor's
 
 A failed request raises `ServerError` with the server's status and message; no reward is ever made up.
 """
@@ -27,6 +28,7 @@ from PIL import Image
 
 from unified_reward.data.media import encode_video
 from unified_reward.data.schema import VideoClip
+from unified_reward.data.tasks import task_spec
 
 
 class ServerError(RuntimeError):
@@ -116,6 +118,10 @@ def trl_reward(
     completions of the same prompt (TRL's group of `num_generations`)."""
     if reward not in ("score", "win_rate"):
         raise ValueError(f"reward must be 'score' or 'win_rate', got {reward!r}")
+    if task_spec(task).prompt != "question":
+        raise ValueError(
+            f"trl_reward judges a VLM policy's text answers; {task}'s candidates are media: use diffusion_group_rewards"
+        )
 
     def reward_function(prompts, completions, **kwargs) -> list[float]:
         media = kwargs.get(media_column)
@@ -150,9 +156,11 @@ def diffusion_group_rewards(
     *,
     task: str = "image_generation",
     reward: str = "win_rate",
+    source: Any = None,
 ) -> list[float]:
     """The rewards of one group of samples of one prompt for a diffusion GRPO loop (Flow-GRPO, Pref-GRPO): Pref-GRPO's
-    win rates (`reward="win_rate"`) or the judge's expected scores (`"score"`). Normalising them into advantages
-    is the loop's business."""
-    result = client.group_rewards(task, prompt, samples)
+    win rates (`reward="win_rate"`) or the judge's expected scores (`"score"`). For an editing model
+    (`task="image_editing"`) `prompt` is the instruction and `source` the image edited. Normalising the rewards into
+    advantages is the loop's business."""
+    result = client.group_rewards(task, prompt, samples, source)
     return result["win_rates" if reward == "win_rate" else "scores"]

@@ -8,10 +8,11 @@ Native requests (`POST /v1/judge`):
     {"op": "compare", "task": ..., "prompt": ..., "candidates": [a, b], "context": ..., "both_orders": false}
     {"op": "group_rewards", "task": ..., "prompt": ..., "candidates": [x1, ..., xn], "context": ...}
 
-Candidates are media (generation tasks) or answer texts (understanding tasks, whose `context` is the image or
-video). Media are data URLs (`data:image/png;base64,...`, `data:video/mp4;base64,...`); remote URLs are refused
-unless `Limits.allow_remote_media`. Every problem is a `RequestError` with an HTTP status and a message that names
-the field.
+Candidates are media (generation tasks), answer texts (understanding tasks, whose `context` is the image or
+video), or edited images (`image_editing`: `prompt` is the edit instruction, `context` the source image); the
+task table (`data/tasks.py`) says which. Media are data URLs (`data:image/png;base64,...`,
+`data:video/mp4;base64,...`); remote URLs are refused unless `Limits.allow_remote_media`. Every problem is a
+`RequestError` with an HTTP status and a message that names the field.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import Any
 from PIL import Image
 
 from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_video, video_size
-from unified_reward.data.schema import TASKS, RecordError, check_candidates, check_context, is_generation
+from unified_reward.data.schema import RecordError, check_candidates, check_context
+from unified_reward.data.tasks import TASKS, task_spec
 from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
 from unified_reward.prompts.templates import DEFAULT_SCALE
 
@@ -174,7 +176,8 @@ def parse_request(body: Any, limits: Limits) -> JudgeRequest:
     if task not in TASKS:
         raise RequestError(422, f"field 'task' must be one of {list(TASKS)}, got {task!r}")
     prompt = check_text(body.get("prompt"), "prompt", limits)
-    kind = "video" if task.startswith("video") else "image"
+    spec = task_spec(task)
+    kind = spec.media
     single = op == "score" and "candidate" in body
     raw = [body["candidate"]] if single else body.get("candidates")
     if not isinstance(raw, list):
@@ -183,18 +186,20 @@ def parse_request(body: Any, limits: Limits) -> JudgeRequest:
     if not wanted[0] <= len(raw) <= wanted[1]:
         status = 413 if len(raw) > wanted[1] and op != "compare" else 422
         raise RequestError(status, f"'{op}' takes {wanted[0]}-{wanted[1]} candidates, got {len(raw)}")
-    media_count = len(raw) * is_generation(task) + (not is_generation(task))
+    media_count = len(raw) * spec.media_candidates + spec.context
     if media_count > limits.max_media:
         raise RequestError(413, f"{media_count} media in one request; the limit is {limits.max_media}")
     name = "candidate" if single else "candidates[{}]"
-    if is_generation(task):
-        if body.get("context") is not None:
-            raise RequestError(422, f"field 'context' must be absent for {task}")
-        candidates = [decode_media_field(c, kind, name.format(i), limits) for i, c in enumerate(raw)]
+    if spec.context:  # understanding: the image or video asked about; editing: the source image
+        context = decode_media_field(body.get("context"), kind, "context", limits)
+    elif body.get("context") is not None:
+        raise RequestError(422, f"field 'context' must be absent for {task}")
+    else:
         context = None
+    if spec.media_candidates:
+        candidates = [decode_media_field(c, kind, name.format(i), limits) for i, c in enumerate(raw)]
     else:
         candidates = [check_text(c, name.format(i), limits) for i, c in enumerate(raw)]
-        context = decode_media_field(body.get("context"), kind, "context", limits)
     try:
         check_candidates(task, tuple(candidates))
         check_context(task, context)

@@ -20,6 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from unified_reward.data.schema import VideoClip
+from unified_reward.synthetic.edits import apply_instruction
 from unified_reward.synthetic.scene import COLORS, SceneKind, attributes_of, read_attributes
 
 FOREGROUND_DISTANCE = 40.0
@@ -181,6 +182,14 @@ def score_answer(question: str, media, answer: str) -> OracleScore:
     seen = perceive(media)
     contradicted = tuple(a for a in asked if a in stated and stated[a] != seen[a])
     return _score({a: a in stated and stated[a] == seen[a] for a in asked}, contradicted)
+
+
+def score_edit(instruction: str, source, edited) -> OracleScore:
+    """How well an edited image follows an instruction: every attribute of what the edit asks for (the source image's
+    values as read, the instructed one changed) checked on the edited image."""
+    wanted = apply_instruction(instruction, perceive(source))
+    seen = perceive(edited)
+    return _score({a: wanted.get(a) is not None and seen[a] == wanted[a] for a in attributes_of("image")})
 
 
 def generated_sample_media(sample: np.ndarray, read_at: int = 64):

@@ -1,6 +1,6 @@
 """The synthetic world's pixel-reading oracle behind the judge interface: it reads each candidate's image or
-video (generation) or checks each answer against the context (understanding) and answers with certainty; the
-ceiling beside every learned judge (`judge=oracle`)."""
+video (generation; editing: against the source image and the instruction) or checks each answer against the context
+(understanding) and answers with certainty; the ceiling beside every learned judge (`judge=oracle`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unified_reward.data.schema import VideoClip, is_generation
+from unified_reward.data.schema import VideoClip
+from unified_reward.data.tasks import task_spec
 from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, Judgment
 from unified_reward.prompts.templates import rescale
 from unified_reward.synthetic import oracle
@@ -18,7 +19,10 @@ ORACLE_SCALE = (oracle.SCORE_LOW, oracle.SCORE_HIGH)
 
 class OracleJudge(JudgeReadings):
     def _score(self, query: JudgeQuery, candidate) -> float:
-        if is_generation(query.task):  # read as the candidates stage reads samples: small ones upsampled first
+        spec = task_spec(query.task)
+        if spec.prompt == "instruction":
+            return oracle.score_edit(query.prompt, query.context, candidate).score
+        if spec.media_candidates:  # read as the candidates stage reads samples: small ones upsampled first
             pixels = candidate.frames if isinstance(candidate, VideoClip) else np.asarray(candidate.convert("RGB"))
             return oracle.score_generated_sample(query.prompt, pixels)
         return oracle.score_answer(query.prompt, query.context, candidate).score

@@ -1,9 +1,10 @@
-"""The synthetic world: records for all 4 tasks x 2 modes with ground-truth labels, and their cache.
+"""The synthetic world: records for its tasks x 2 modes with ground-truth labels, and their cache.
 
-Every label comes from how many of the attributes asked for (by a caption or a question) a
-candidate gets right, so it depends on the pixels: the texts alone carry no signal (the better
-candidate is first or second at random; wrong values are drawn uniformly). Deterministic from a
-seed: record i of a (split, stream) has its own generator seeded by (seed, split, stream, i).
+Every label comes from how many of the attributes asked for (by a caption, a question, or an edit
+instruction and its source image) a candidate gets right, so it depends on the pixels: the texts
+alone carry no signal (the better candidate is first or second at random; wrong values are drawn
+uniformly). Deterministic from a seed: record i of a (split, stream) has its own generator seeded by
+(seed, split, stream, i); a task's records do not depend on which other tasks the world holds.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from unified_reward.data.media import encode_image, encode_video
-from unified_reward.data.schema import MODES, TASKS, PointLabel, PreferenceRecord, is_generation, stream_name
+from unified_reward.data.schema import MODES, PointLabel, PreferenceRecord, stream_name
 from unified_reward.data.shards import ShardSetWriter, build_folder_once
+from unified_reward.data.tasks import PAPER_TASKS, TASKS, task_spec
+from unified_reward.synthetic.edits import EDITABLE, instruction
 from unified_reward.synthetic.generated_look import generated_look
 from unified_reward.synthetic.oracle import generated_sample_media, perceive, score_reading
 from unified_reward.synthetic.render import render_image, render_video
@@ -75,9 +78,18 @@ class WorldConfig:
     generated_look: float = 0.0  # share of generation records whose candidates look generated (generated_look.py)
     records_per_stream: dict[str, int] = field(default_factory=lambda: {"train": 1500, "val": 100, "test": 200})
     shard_size: int = 250
+    tasks: tuple[str, ...] = PAPER_TASKS  # the streams written; each task's records are the same in any world
+
+    def __post_init__(self):
+        object.__setattr__(self, "tasks", tuple(self.tasks))  # a list from a config
+        for task in self.tasks:
+            task_spec(task)
 
     def fingerprint(self) -> str:
-        payload = json.dumps({"version": WORLD_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if self.tasks == PAPER_TASKS:  # the worlds made before editing existed: same records, same cache
+            del fields["tasks"]
+        payload = json.dumps({"version": WORLD_VERSION, **fields}, sort_keys=True)
         return hashlib.sha1(payload.encode()).hexdigest()[:12]
 
 
@@ -138,6 +150,7 @@ class RecordPlan:
     attributes: tuple[str, ...]  # judged attributes: all for generation, the asked ones for understanding
     variants: tuple[Scene, ...]  # what each candidate shows (generation) or states (understanding)
     scores: tuple[float, ...]
+    source: Scene | None = None  # editing: the source image's scene (`scene` is what the instruction asks for)
 
     @property
     def label(self) -> str | PointLabel:
@@ -156,9 +169,12 @@ def plan_record(config: WorldConfig, split: str, task: str, mode: str, index: in
     which one is better (the count of truths at distance (k1, k2) from the pair is symmetric).
     """
     rng = np.random.default_rng([config.seed, SPLITS.index(split), TASKS.index(task), MODES.index(mode), index])
-    kind = "video" if task.startswith("video") else "image"
+    spec = task_spec(task)
+    if spec.prompt == "instruction":
+        return _plan_edit(config, spec.name, mode, rng)
+    kind = spec.media
     scene = random_scene(kind, rng)
-    if is_generation(task):
+    if spec.prompt == "caption":
         templates = IMAGE_CAPTIONS if kind == "image" else VIDEO_CAPTIONS
         prompt = templates[int(rng.integers(len(templates)))].format(d=describe(scene))
         attributes, most, tie_fraction = scene.attributes, config.max_changed, config.tie_fraction
@@ -170,6 +186,30 @@ def plan_record(config: WorldConfig, split: str, task: str, mode: str, index: in
     variants = tuple(_changed(scene, attributes, k, rng) for k in misses)
     scores = tuple(_score(k, len(attributes)) for k in misses)
     return RecordPlan(task, mode, prompt, scene, attributes, variants, scores)
+
+
+def _plan_edit(config: WorldConfig, task: str, mode: str, rng: np.random.Generator) -> RecordPlan:
+    """An edit: a source scene, one attribute changed by the instruction (the target), and candidates that miss some
+    of the target's attributes: the instructed change not made (left as in the source, half of the times it is
+    missed) or made wrongly, or another attribute not kept. Ties as in generation."""
+    source = random_scene("image", rng)
+    edited = EDITABLE[int(rng.integers(len(EDITABLE)))]
+    target = source.with_changes((edited,), rng)
+    prompt = instruction(source, target, edited, rng)
+    attributes = target.attributes
+    misses = (
+        _pair_misses(rng, config.max_changed, config.tie_fraction)
+        if mode == "pair"
+        else (int(rng.integers(config.max_changed + 1)),)
+    )
+    variants = []
+    for k in misses:
+        variant = _changed(target, attributes, k, rng)
+        if variant.value(edited) != target.value(edited) and rng.random() < 0.5:
+            variant = dataclasses.replace(variant, **{edited: source.value(edited)})  # the edit not made
+        variants.append(variant)
+    scores = tuple(_score(k, len(attributes)) for k in misses)
+    return RecordPlan(task, mode, prompt, target, attributes, tuple(variants), scores, source=source)
 
 
 Reading = dict[str, object]  # what the oracle read from a generated sample (oracle.perceive)
@@ -223,6 +263,14 @@ def reasoning(plan: RecordPlan, shown: tuple[Reading, ...] | None = None) -> str
         Answer 2: red is red yes, circle is circle yes. 2/2.
         1 is less than 2.
 
+    Editing restates what the source image shows and what the edit asks for (the source with the instructed change),
+    then checks each edited image against that as generation checks against the caption:
+
+        The source image shows two red circles on the left.
+        The edit asks for two blue circles on the left.
+        Image 1 shows two red circles on the left.
+        ...
+
     `shown`: what each generation candidate shows, when the oracle read it from degraded pixels (`generated_look`)
     rather than the planned variants (`Image 1 shows no objects.`, `Image 2: no is two no, ...`).
     """
@@ -232,13 +280,17 @@ def reasoning(plan: RecordPlan, shown: tuple[Reading, ...] | None = None) -> str
     shows = [describe_reading(c, kind) if isinstance(c, dict) else describe(c) for c in candidates]
     # generation: the caption's values restated first, so that each check copies its true value from a line nearby
     # (as understanding's checks copy from what the image shows), not from the prompt behind every visual token
-    asked = [f"The caption asks for {describe(plan.scene)}."]
-    if is_generation(plan.task) and pair:
+    role = task_spec(plan.task).prompt
+    if role == "instruction":
+        asked = [f"The source image shows {describe(plan.source)}.", f"The edit asks for {describe(plan.scene)}."]
+    else:
+        asked = [f"The caption asks for {describe(plan.scene)}."]
+    if role != "question" and pair:
         names = [f"{kind.title()} {i + 1}" for i in range(2)]
         seen = asked + [f"{name} shows {text}." for name, text in zip(names, shows, strict=True)]
-    elif is_generation(plan.task):
+    elif role != "question":
         names = [kind.title()]
-        seen = asked + [f"The {kind} shows {shows[0]}."]
+        seen = asked + [f"The {'edited ' if role == 'instruction' else ''}{kind} shows {shows[0]}."]
     else:
         names = ["Answer 1", "Answer 2"] if pair else ["Answer"]
         seen = [f"The {kind} shows {describe(plan.scene)}."]
@@ -273,10 +325,12 @@ def make_record(config: WorldConfig, split: str, task: str, mode: str, index: in
             return encode_image(pixels)
         return encode_video(pixels, fps=config.video_fps, lossless=lossless)
 
-    generation = is_generation(task)
+    spec = task_spec(task)
     meta = {"scene": _scene_meta(plan.scene), "asked": list(plan.attributes)}
     meta["candidate_scenes"] = [_scene_meta(v) for v in plan.variants]
-    if generation and look.random() < config.generated_look:
+    if plan.source is not None:
+        meta["source_scene"] = _scene_meta(plan.source)
+    if spec.prompt == "caption" and look.random() < config.generated_look:
         samples = [generated_look(render(v), look) for v in plan.variants]
         media = [generated_sample_media(s) for s in samples]
         readings = tuple(perceive(m) for m in media)
@@ -287,8 +341,9 @@ def make_record(config: WorldConfig, split: str, task: str, mode: str, index: in
         rationale = reasoning(plan, readings)
         meta |= {"generated_look": True, "candidate_readings": [dict(r) for r in readings]}
     else:
-        candidates = tuple(encoded(render(v)) for v in plan.variants) if generation else plan.answers
+        candidates = tuple(encoded(render(v)) for v in plan.variants) if spec.media_candidates else plan.answers
         rationale = reasoning(plan)
+    context = encoded(render(plan.source if plan.source is not None else plan.scene)) if spec.context else None
     return PreferenceRecord(
         id=f"{SOURCE}-{split}-{stream_name(task, mode)}-{index:06d}",
         task=task,
@@ -297,7 +352,7 @@ def make_record(config: WorldConfig, split: str, task: str, mode: str, index: in
         candidates=candidates,
         label=plan.label,
         source=SOURCE,
-        context=None if generation else encoded(render(plan.scene)),
+        context=context,
         rationale=rationale,
         meta=meta | {"scores": list(plan.scores)},
     )
@@ -318,7 +373,7 @@ def generate_world(config: WorldConfig, folder: str | os.PathLike, workers: int 
             total = config.records_per_stream.get(split, 0)
             jobs = [
                 (config, split, task, mode, start, min(start + chunk, total))
-                for task in TASKS
+                for task in config.tasks
                 for mode in MODES
                 for start in range(0, total, chunk)
             ]
