@@ -25,10 +25,10 @@ from unified_reward.data.schema import CandidateSet
 from unified_reward.data.shards import decode_sample, encode_record
 from unified_reward.data.tasks import PAPER_TASKS, TASKS
 from unified_reward.filtering.filter import PreferenceFilter
-from unified_reward.judgments import JudgeQuery
+from unified_reward.judging.generative import Judge
+from unified_reward.judging.queries import JudgeQuery
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
-from unified_reward.scoring import Judge
 from unified_reward.synthetic.vocabulary import world_vocabulary
 from unified_reward.synthetic.world import WorldConfig, make_record
 

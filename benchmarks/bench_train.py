@@ -27,8 +27,9 @@ import torch
 
 from ab import alternate, report
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.schema import MODES, TASKS
+from unified_reward.data.schema import MODES
 from unified_reward.data.shards import decode_sample, encode_record
+from unified_reward.data.tasks import PAPER_TASKS
 from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.encoding.packing import rope_index_owner
 from unified_reward.models.builders import build_vlm
@@ -44,7 +45,7 @@ BASE = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny_qwen2_vl_base
 def joint_mix(count: int, seed: int = 0) -> list:
     rng = random.Random(seed)
     sampling = VideoSampling(num_frames=8)
-    streams = [(t, m) for t in TASKS for m in MODES]
+    streams = [(t, m) for t in PAPER_TASKS for m in MODES]
     return [
         decode_sample(encode_record(make_record(WorldConfig(), "train", *rng.choice(streams), i)), sampling)
         for i in range(count)

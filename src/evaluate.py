@@ -29,8 +29,8 @@ log = logging.getLogger("evaluate")
 
 def load_reader(cfg: DictConfig, protocol):
     """The judge given by `judge=`: oracle, random, a judge export, or an official checkpoint (`judges.load_judge`)."""
-    from unified_reward.benchmarks.harness import JudgeReader
-    from unified_reward.judges import load_judge
+    from unified_reward.judging.loading import load_judge
+    from unified_reward.reward_benchmarks.harness import JudgeReader
 
     if cfg.judge == "oracle" and not cfg.benchmark.name.startswith("synthetic"):
         from unified_reward.errors import UserError
@@ -54,17 +54,17 @@ def load_reader(cfg: DictConfig, protocol):
 def evaluate(cfg: DictConfig) -> dict:
     from torch.utils.tensorboard import SummaryWriter
 
-    from unified_reward.benchmarks.harness import (
+    from unified_reward.callbacks.progress_bar import with_terminal_progress
+    from unified_reward.callbacks.progress_log import ProgressLog
+    from unified_reward.errors import UserError
+    from unified_reward.reward_benchmarks.harness import (
         BenchmarkPrediction,
         PredictionFile,
         Protocol,
         done_ids,
         read_predictions,
     )
-    from unified_reward.benchmarks.report import markdown_table, summarize
-    from unified_reward.callbacks.progress_bar import with_terminal_progress
-    from unified_reward.callbacks.progress_log import ProgressLog
-    from unified_reward.errors import UserError
+    from unified_reward.reward_benchmarks.report import markdown_table, summarize
 
     L.seed_everything(cfg.protocol.seed, workers=True)
     protocol = Protocol(**OmegaConf.to_container(cfg.protocol, resolve=True))

@@ -21,8 +21,9 @@ def small_world() -> Path:
 def decoded_records():
     """One decoded record of every (task, mode), in TASKS x MODES order."""
     from unified_reward.data.media import VideoSampling
-    from unified_reward.data.schema import MODES, TASKS
+    from unified_reward.data.schema import MODES
     from unified_reward.data.shards import decode_sample, encode_record
+    from unified_reward.data.tasks import TASKS
     from unified_reward.synthetic.world import make_record
 
     sampling = VideoSampling(num_frames=8)

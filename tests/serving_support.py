@@ -4,9 +4,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from unified_reward.judging.generative import Judge
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
-from unified_reward.scoring import Judge
 from unified_reward.serving.client import media_data_url
 from unified_reward.synthetic.vocabulary import world_vocabulary
 

@@ -31,7 +31,7 @@ def _evaluate(tmp_path, *overrides):
 
 @pytest.fixture(scope="module")
 def tiny_judge(tmp_path_factory, tiny_qwen):
-    from unified_reward.scoring import Judge
+    from unified_reward.judging.generative import Judge
 
     model, processor = tiny_qwen
     folder = tmp_path_factory.mktemp("judge") / "judge"
@@ -85,7 +85,7 @@ def test_released_layout_with_bad_items_skipped_named_and_counted(tmp_path, tiny
 
 
 def test_strict_stops_at_the_first_bad_item(tmp_path, tiny_judge):
-    from unified_reward.benchmarks.items import ItemError
+    from unified_reward.reward_benchmarks.items import ItemError
 
     root = write_vl_rewardbench(tmp_path / "vl")
     with pytest.raises(ItemError, match="item RLHF-V-8: corrupt_image"):
@@ -142,7 +142,7 @@ def test_mmrb2_in_both_orders_with_its_other_subsets_counted_as_skipped(tmp_path
 
 
 def test_a_scalar_head_reward_model_is_evaluated_like_our_judges(tmp_path):
-    from test_scalar_judges import tiny
+    from judging.test_scalar import tiny
 
     tiny("hpsv3").save_pretrained(tmp_path / "hpsv3")
     root = write_genai_bench(tmp_path / "genai")
@@ -169,8 +169,8 @@ def test_media_missing_everywhere_fails_with_what_is_missing(tmp_path, tiny_judg
 
 
 def test_the_multimodal_rewardbench_release_file_alone_is_refused(tmp_path):
-    from unified_reward.benchmarks.readers import read_multimodal_rewardbench
     from unified_reward.errors import UserError
+    from unified_reward.reward_benchmarks.readers import read_multimodal_rewardbench
 
     root = write_multimodal_rewardbench(tmp_path / "mm")
     (root / "data" / "all_data.json").rename(root / "data" / "all_data_release.json")

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests_support import ROOT
-from unified_reward.scoring import Judge
+from unified_reward.judging.generative import Judge
 from unified_reward.strategies import check_compatibility
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from unified_reward.data.media import VideoSampling
 from unified_reward.data.reading import ShardStream
 from unified_reward.data.tasks import media_kind_of
-from unified_reward.judgments import VERDICTS, JudgeQuery
-from unified_reward.scoring import Judge
+from unified_reward.judging.generative import Judge
+from unified_reward.judging.queries import VERDICTS, JudgeQuery
 from unified_reward.synthetic.scene import attributes_of
 from unified_reward.synthetic.source import SyntheticWorld
 

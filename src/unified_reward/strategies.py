@@ -16,11 +16,9 @@ def _decoder_layer_classes() -> set[type]:
     """The language model's blocks. Vision blocks stay in the root unit on purpose: a batch without
     images (or videos) skips the vision tower, and per-block all-gathers there would then differ
     between ranks and deadlock; the root unit is gathered on every forward whatever the batch holds."""
-    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
-    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as q25
-    from transformers.models.qwen2_vl import modeling_qwen2_vl as q2
+    from unified_reward.models.families import FAMILY_TABLE
 
-    return {q2.Qwen2VLDecoderLayer, q25.Qwen2_5_VLDecoderLayer, Qwen2DecoderLayer}
+    return {layer for family in FAMILY_TABLE.values() for layer in family.decoder_layer_classes()}
 
 
 def fsdp_strategy(

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from unified_reward.data.datamodule import PreferenceDataModule
-from unified_reward.data.schema import TASKS, PreferenceRecord
+from unified_reward.data.schema import PreferenceRecord
 from unified_reward.data.shards import ShardSetWriter
 from unified_reward.data.sources import ShardFolder, ShardURLs
+from unified_reward.data.tasks import PAPER_TASKS
 from unified_reward.synthetic.source import SyntheticWorld
 from unified_reward.synthetic.world import WorldConfig, make_record
 
@@ -43,7 +44,7 @@ def test_train_tasks_train_on_some_tasks_and_evaluate_on_all(small_world):
     trained = {r.stream for _ in range(20) for r in next(loader)}
     assert trained == {"image_understanding_pair", "image_understanding_point"}
     tested = {r.stream for b in datamodule.test_dataloader() for r in b}
-    assert {s.rsplit("_", 1)[0] for s in tested} == set(TASKS)
+    assert {s.rsplit("_", 1)[0] for s in tested} == set(PAPER_TASKS)
     with pytest.raises(ValueError, match="subset of tasks"):
         PreferenceDataModule(ShardFolder(small_world), tasks=["image_generation"], train_tasks=["video_generation"])
 
@@ -53,7 +54,7 @@ def test_single_stream_by_weights_and_unknown_names_rejected(small_world):
     datamodule = PreferenceDataModule(ShardFolder(small_world), tasks=["image_understanding"], weights=weights)
     assert {r.stream for r in [r for b in datamodule.val_dataloader() for r in b]} == {"image_understanding_pair"}
     with pytest.raises(ValueError, match="unknown tasks"):
-        PreferenceDataModule(ShardFolder(small_world), tasks=["image_editing"])
+        PreferenceDataModule(ShardFolder(small_world), tasks=["image_painting"])
     with pytest.raises(ValueError, match="unknown streams"):
         PreferenceDataModule(ShardFolder(small_world), weights={"image_pair": 1.0})
 
@@ -82,7 +83,9 @@ def test_synthetic_source_generates_once_and_reuses(tmp_path):
     assert len(source.streams("train")) == 8
 
 
-def _torchrun(root: Path, out: Path, workers: int, tasks: str = ",".join(TASKS), modes: str = "pair,point") -> Counter:
+def _torchrun(
+    root: Path, out: Path, workers: int, tasks: str = ",".join(PAPER_TASKS), modes: str = "pair,point"
+) -> Counter:
     out.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with socket.socket() as probe:

@@ -47,7 +47,7 @@ def _damaged_samples():
         (variant(base, "no-json", drop=("json",)), "missing_key"),
         (variant(base, "bad-json", json=b'{"id": "x", "task": '), "malformed_json"),
         (
-            variant(base, "bad-task", json=json.dumps({**fields, "task": "image_editing"}).encode()),
+            variant(base, "bad-task", json=json.dumps({**fields, "task": "image_painting"}).encode()),
             "unknown_task",
         ),
         (variant(base, "bad-mode", json=json.dumps({**fields, "mode": "listwise"}).encode()), "unknown_mode"),

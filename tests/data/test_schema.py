@@ -48,7 +48,7 @@ def test_valid_records_of_every_task_and_mode():
     "overrides, field",
     [
         (dict(id=""), "'id'"),
-        (dict(task="image_editing"), "'task'"),
+        (dict(task="image_painting"), "'task'"),
         (dict(mode="list"), "'mode'"),
         (dict(prompt="  "), "'prompt'"),
         (dict(candidates=(PNG,)), "'candidates'"),

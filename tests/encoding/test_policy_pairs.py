@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from unified_reward.data.schema import MODES, TASKS
+from unified_reward.data.schema import MODES
+from unified_reward.data.tasks import TASKS
 from unified_reward.encoding.chat import TooLongError
 from unified_reward.encoding.policy_pairs import (
     CHOSEN,

@@ -3,7 +3,7 @@ import json
 import yaml
 
 from tests_support import load_script
-from unified_reward.data.schema import TASKS
+from unified_reward.data.tasks import PAPER_TASKS
 
 
 def _run(folder, world, seed, pair, spearman, invalid=0.0, seconds=600.0):
@@ -11,7 +11,7 @@ def _run(folder, world, seed, pair, spearman, invalid=0.0, seconds=600.0):
     config = {"seed": seed, "data": {"source": {"seed": world}}}
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     metrics = {}
-    for task, accuracy, rho in zip(TASKS, pair, spearman, strict=True):
+    for task, accuracy, rho in zip(PAPER_TASKS, pair, spearman, strict=True):
         metrics[f"test/acc/{task}_pair"] = accuracy
         metrics[f"test/spearman/{task}_point"] = rho
         metrics[f"test/invalid/{task}_pair"] = invalid

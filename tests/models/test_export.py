@@ -2,9 +2,9 @@
 
 import torch
 
-from unified_reward.judgments import JudgeQuery
+from unified_reward.judging.generative import Judge
+from unified_reward.judging.queries import JudgeQuery
 from unified_reward.prompts.templates import render_judge_prompt
-from unified_reward.scoring import Judge
 
 
 def test_an_exported_judge_loads_and_runs_with_plain_transformers(tiny_qwen, decoded_records, tmp_path):

@@ -8,12 +8,12 @@ import torch
 
 from tests_support import ROOT
 from unified_reward.encoding.chat import encode_chat
+from unified_reward.judging.text_generation import generate_texts
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
 from unified_reward.models.tokenizer import build_tiny_tokenizer
 from unified_reward.synthetic.skills import held_out_examples
 from unified_reward.synthetic.vocabulary import world_vocabulary
-from unified_reward.text_generation import generate_texts
 
 BASE = ROOT / "checkpoints" / "tiny_qwen2_vl_base"
 

@@ -2,12 +2,14 @@ import json
 
 import pytest
 
+from unified_reward.data.schema import MODES
+from unified_reward.data.tasks import TASKS, task_spec
 from unified_reward.prompts.parsing import parse_pair, parse_score
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, load_templates, score_answer
 
 
-def test_eight_templates_with_media_where_each_task_needs_it():
-    assert len(DEFAULT_TEMPLATES) == 8
+def test_a_template_per_task_and_mode_with_media_where_each_task_needs_it():
+    assert set(DEFAULT_TEMPLATES) == {f"{t}_{m}" for t in TASKS for m in MODES}
     parts = DEFAULT_TEMPLATES["image_generation_pair"].render("two red circles", candidates=("A", "B"))
     assert [p["type"] for p in parts] == ["text", "image", "text", "image", "text"]
     assert [p["media"] for p in parts if p["type"] == "image"] == ["A", "B"]
@@ -33,8 +35,8 @@ def test_templates_replaced_from_a_file(tmp_path):
     templates = load_templates(path)
     assert templates["image_generation_point"].instruction == "Rate <candidate1> for {prompt}."
     assert templates["image_generation_pair"] == DEFAULT_TEMPLATES["image_generation_pair"]
-    path.write_text(json.dumps({"image_editing_pair": {"instruction": "x"}}))
-    with pytest.raises(ValueError, match="unknown template 'image_editing_pair'"):
+    path.write_text(json.dumps({"image_painting_pair": {"instruction": "x"}}))
+    with pytest.raises(ValueError, match="unknown template 'image_painting_pair'"):
         load_templates(path)
 
 
@@ -49,7 +51,7 @@ def test_our_templates_offer_a_tie_only_where_their_prompt_allows_one():
             continue
         offers_tie = "equally good" in template.instruction
         assert ("tie" in template.pair_answers) is offers_tie, name
-        assert offers_tie is ("generation" in name)
+        assert offers_tie is task_spec(name.removesuffix("_pair")).ties
 
 
 OFFICIAL_SCALES = {

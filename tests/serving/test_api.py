@@ -63,7 +63,7 @@ def test_a_scale_the_judge_cannot_read_is_refused_and_one_it_reads_is_answered(j
 
 
 def test_the_answer_tries_kept_are_bounded(judge):
-    from unified_reward.scoring import MAX_CACHED_TRIES
+    from unified_reward.judging.generative import MAX_CACHED_TRIES
 
     for low in range(2 * MAX_CACHED_TRIES):
         parsed = parse_request(body("score", candidate=media_data_url(image(0)), scale=[low, low + 4]), Limits())

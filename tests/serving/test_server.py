@@ -20,14 +20,14 @@ from PIL import Image
 
 from serving_support import image
 from unified_reward.encoding.chat import encode_chat
+from unified_reward.judging.generative import Judge
+from unified_reward.judging.text_generation import generate_texts
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
-from unified_reward.scoring import Judge
 from unified_reward.serving.client import JudgeClient, ServerError, diffusion_group_rewards, media_data_url, trl_reward
 from unified_reward.serving.process import ServerProcess
 from unified_reward.serving.requests import Limits, answer, parse_request
 from unified_reward.synthetic.vocabulary import world_vocabulary
-from unified_reward.text_generation import generate_texts
 
 TOKEN = "test-token"
 MAX_BYTES = 2_000_000

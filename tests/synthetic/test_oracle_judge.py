@@ -3,9 +3,9 @@
 import pytest
 
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.schema import TASKS
 from unified_reward.data.shards import decode_sample, encode_record
-from unified_reward.judgments import VERDICTS, JudgeQuery
+from unified_reward.data.tasks import TASKS
+from unified_reward.judging.queries import VERDICTS, JudgeQuery
 from unified_reward.synthetic.oracle_judge import OracleJudge
 from unified_reward.synthetic.world import WorldConfig, make_record
 

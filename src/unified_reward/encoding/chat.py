@@ -101,7 +101,7 @@ def _llava_video(processor: VLMProcessor, clip: VideoClip) -> tuple[torch.Tensor
 def _media_input(processor: VLMProcessor, part: dict[str, Any]) -> tuple[torch.Tensor, list[int], int]:
     """One media part's pixel tensor, its grid (Qwen) or (height, width) (LLaVA-OneVision images; [] for its
     videos), and how many placeholder tokens it takes."""
-    if processor.family == "llava_onevision":
+    if not processor.spec.grid_media:
         if part["type"] == "image":
             return _llava_image(processor, part["media"])
         frames, count = _llava_video(processor, part["media"])
@@ -141,11 +141,11 @@ def encode_chat(
         pixels, shape, count = media
         if part["type"] == "image":
             encoded.pixel_values.append(pixels)
-            (encoded.image_sizes if processor.family == "llava_onevision" else encoded.image_grid_thw).append(shape)
+            (encoded.image_grid_thw if processor.spec.grid_media else encoded.image_sizes).append(shape)
             token_counts[image_id(processor)].append(count)
         else:
             encoded.pixel_values_videos.append(pixels)
-            if processor.family != "llava_onevision":
+            if processor.spec.grid_media:
                 encoded.video_grid_thw.append(shape)
             token_counts[video_id(processor)].append(count)
     prompt_ids: list[int] = []
@@ -201,7 +201,7 @@ def pad_batch(encoded: list[EncodedChat], processor: VLMProcessor, *, left: bool
         "labels": labels,
         "mm_token_type_ids": mm_token_type_ids(input_ids, processor),
     }
-    if processor.family == "llava_onevision":
+    if not processor.spec.grid_media:
         del batch["mm_token_type_ids"]  # Qwen's rotary positions need it; LLaVA-OneVision takes none
         batch.update(_llava_media(encoded))
         return batch

@@ -39,7 +39,7 @@ def pack_rows(lengths: list[int], max_tokens: int) -> list[list[int]]:
 def pack_batch(encoded: list[EncodedChat], processor: VLMProcessor, max_tokens: int | None = None) -> dict[str, Any]:
     """Packed tensors: `input_ids`, `labels`, `mm_token_type_ids` (rows, length), the media in row order, and
     `sample_lengths` (per row) and `sample_order` (which encoded sample each packed one is)."""
-    if processor.family == "llava_onevision":
+    if not processor.spec.grid_media:
         raise ValueError(
             "packing needs the Qwen families' per-sample positions; LLaVA-OneVision cannot be packed: "
             "train it padded (module.packing=false)"

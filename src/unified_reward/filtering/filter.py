@@ -1,7 +1,7 @@
 """The filter as a Lightning prediction loop: candidate sets in, DPO pairs out.
 
 Per candidate set of N: N // 2 pair judgments over the fixed pairs (2j, 2j+1) and N point judgments, all
-through the judge API (`judgments.JudgeReadings`: the learned judge in one forward, batched across sets;
+through the judge API (`judging.queries.JudgeReadings`: the learned judge in one forward, batched across sets;
 the oracle; the random judge), then `selection.select_pair`.
 With `keep_questions`, a dropped set is written too, as a tie that DPO skips: its question is still evaluated.
 Candidate sets are read with their media still encoded; the judge sees them decoded (`sampling`), and a
@@ -27,7 +27,7 @@ from unified_reward.data.media import VideoSampling, decode_media
 from unified_reward.data.schema import CandidateSet, EncodedMedia, PreferenceRecord
 from unified_reward.filtering.selection import disjoint_pairs, select_pair
 from unified_reward.filtering.writer import Outcome
-from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, average_orders
+from unified_reward.judging.queries import VERDICTS, JudgeQuery, JudgeReadings, average_orders
 from unified_reward.prompts.templates import DEFAULT_SCALE
 
 log = logging.getLogger(__name__)

@@ -32,9 +32,9 @@ from unified_reward.encoding.policy_pairs import encode_policy_prompt
 from unified_reward.filtering.writer import Outcome
 from unified_reward.generation.noise import NoiseObjective
 from unified_reward.generation.sampling import PixelSampler, to_uint8
+from unified_reward.judging.text_generation import generate_texts
 from unified_reward.models.conditioning import CaptionEncoder, LatentCodec
 from unified_reward.models.processor import VLMProcessor
-from unified_reward.text_generation import generate_texts
 
 
 def check_tasks(tasks: Sequence[str], generator: bool) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from unified_reward.models.processor import Family
+from unified_reward.models.families import Family
 
 QWEN_SPECIAL_IDS = {
     "bos_token_id": 151643,

@@ -16,14 +16,9 @@ import torch
 from torch import nn
 
 from unified_reward.models.architectures import VLMArchitecture, vlm_architecture
+from unified_reward.models.families import Family, family_spec
 from unified_reward.models.locate import hub_errors_explained, locate_pretrained
-from unified_reward.models.processor import (
-    TINY_LLAVA_IMAGE_SIZE,
-    TINY_LLAVA_PATCH_SIZE,
-    Family,
-    VLMProcessor,
-    check_family,
-)
+from unified_reward.models.processor import TINY_LLAVA_IMAGE_SIZE, TINY_LLAVA_PATCH_SIZE, VLMProcessor
 
 log = logging.getLogger(__name__)
 
@@ -137,17 +132,9 @@ def _tiny_llava_config(processor: VLMProcessor, size: dict[str, int]):
 
 
 def _model_class(family: str):
-    from transformers import (
-        LlavaOnevisionForConditionalGeneration,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2VLForConditionalGeneration,
-    )
+    import transformers
 
-    return {
-        "qwen2_vl": Qwen2VLForConditionalGeneration,
-        "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration,
-        "llava_onevision": LlavaOnevisionForConditionalGeneration,
-    }[family]
+    return getattr(transformers, family_spec(family).model_class)
 
 
 def _quantization_config(dtype: torch.dtype, quant_storage: str | None):
@@ -193,7 +180,7 @@ def build_vlm(
     freeze_vision: bool = False,
 ) -> nn.Module:
     """The VLM, ready to train as configured (full, LoRA, or QLoRA)."""
-    check_family(family)
+    family_spec(family)  # an unknown family is refused before anything is built
     if finetune not in ("full", "lora", "qlora"):
         raise ValueError(f"finetune must be full, lora or qlora, got {finetune!r}")
     torch_dtype = DTYPES[dtype]
@@ -207,7 +194,7 @@ def build_vlm(
     else:
         config = (
             _tiny_llava_config(processor, tiny or {})
-            if family == "llava_onevision"
+            if not family_spec(family).grid_media
             else _tiny_qwen_config(family, processor, tiny or {})
         )
         config._attn_implementation = attn_implementation

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from unified_reward.models.families import Family, ModelFamily, family_spec
 from unified_reward.models.locate import hub_errors_explained, locate_pretrained
 
 if TYPE_CHECKING:
     from unified_reward.models.tokenizer import TinyVocabulary
 
-Family = Literal["qwen2_vl", "qwen2_5_vl", "llava_onevision"]
-FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "llava_onevision")
 TINY_LLAVA_IMAGE_SIZE, TINY_LLAVA_PATCH_SIZE = 32, 8
 
 
@@ -30,14 +29,13 @@ class VLMProcessor:
     tokens_per_tile: int | None = None
     vision_aspect_ratio: str = "anyres_max_9"
 
+    @property
+    def spec(self) -> ModelFamily:
+        return family_spec(self.family)
+
     def save_pretrained(self, path) -> None:
         self.tokenizer.save_pretrained(path)
         self.image_processor.save_pretrained(path)
-
-
-def check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; choose one of {FAMILIES}")
 
 
 def build_processor(
@@ -62,7 +60,7 @@ def build_processor(
     with a bias-free projection, so with CLIP's mean a dark background becomes a large constant
     vector that drowns the objects, and the tiny judge stays at chance.
     """
-    check_family(family)
+    family_spec(family)  # an unknown family is refused before anything is loaded
     if not pretrained:
         tiny = (tiny_vocab_size, tiny_vocabulary)
         return _load_processor(family, None, min_pixels, max_pixels, image_mean, image_std, tiny)
@@ -78,7 +76,8 @@ def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, imag
     }
     from transformers import AutoTokenizer
 
-    if family in ("qwen2_vl", "qwen2_5_vl"):
+    spec = family_spec(family)
+    if spec.grid_media:
         from transformers import Qwen2VLImageProcessorPil
 
         # a checkpoint keeps the image size it was trained at unless min/max_pixels are given
@@ -91,7 +90,6 @@ def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, imag
             if pretrained
             else Qwen2VLImageProcessorPil(**sizing, **normalisation)
         )
-        image_token, video_token = "<|image_pad|>", "<|video_pad|>"
     else:
         from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
             LlavaOnevisionImageProcessorPil,
@@ -105,7 +103,6 @@ def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, imag
                 size={"height": side, "width": side}, image_grid_pinpoints=[[side, side]], **normalisation
             )
         )
-        image_token, video_token = "<image>", "<video>"
         llava = {"tokens_per_tile": (side // TINY_LLAVA_PATCH_SIZE) ** 2}
         if pretrained:
             from transformers import AutoConfig
@@ -123,6 +120,5 @@ def _load_processor(family, pretrained, min_pixels, max_pixels, image_mean, imag
 
         tokenizer = build_tiny_tokenizer(tiny[0], family=family, vocabulary=tiny[1])
     tokenizer.padding_side = "right"
-    if family == "llava_onevision":
-        return VLMProcessor(family, tokenizer, image_processor, image_token, video_token, **llava)
-    return VLMProcessor(family, tokenizer, image_processor, image_token, video_token)
+    extra = {} if spec.grid_media else llava
+    return VLMProcessor(family, tokenizer, image_processor, spec.image_token, spec.video_token, **extra)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from unified_reward.models.families import family_spec
+
 SPECIAL_TOKENS = (
     "<|endoftext|>",
     "<|im_start|>",
@@ -26,17 +28,11 @@ SPECIAL_TOKENS = (
     "<image>",
     "<video>",
 )
-# How an image or video part appears in the chat text of each family (as in the real checkpoints).
-MEDIA_IN_CHAT = {
-    "qwen2_vl": ("<|vision_start|><|image_pad|><|vision_end|>", "<|vision_start|><|video_pad|><|vision_end|>"),
-    "qwen2_5_vl": ("<|vision_start|><|image_pad|><|vision_end|>", "<|vision_start|><|video_pad|><|vision_end|>"),
-    "llava_onevision": ("<image>", "<video>"),
-}
 
 
 def chat_template(family: str) -> str:
     """A ChatML template (`<|im_start|>role ... <|im_end|>`) with the family's media placeholders."""
-    image, video = MEDIA_IN_CHAT[family]
+    image, video = family_spec(family).media_in_chat
     return (
         "{% for message in messages %}"
         "<|im_start|>{{ message['role'] }}\n"

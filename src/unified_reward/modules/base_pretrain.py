@@ -27,19 +27,19 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from unified_reward.encoding.chat import encode_chat
+from unified_reward.judging.text_generation import generate_texts
 from unified_reward.models.export import save_vlm
 from unified_reward.models.processor import VLMProcessor
+from unified_reward.modules.hooks import move_tensors, optimization
 from unified_reward.modules.optimization import (
     OptimizerFactory,
     SchedulerFactory,
     adamw,
-    configure_optimization,
     describe,
     vision_scaled_groups,
     warmup_cosine,
 )
 from unified_reward.modules.reward_sft import MODEL_INPUTS
-from unified_reward.text_generation import generate_texts
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,7 @@ class BasePretrainModule(L.LightningModule):
         self.skills = nn.ModuleDict({name: MeanMetric() for name in eval_skills})
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        # examples (frozen dataclasses with media) stay on the host; tensors, also those of the probes, move
-        def move(value):
-            if isinstance(value, torch.Tensor):
-                return value.to(device)
-            if isinstance(value, dict):
-                return {k: move(v) for k, v in value.items()}
-            return value
-
-        return {k: move(v) if k != "examples" else v for k, v in batch.items()}
+        return move_tensors(batch, device)
 
     def _vision_loss(self, batch: dict[str, Any]) -> torch.Tensor | None:
         """The attribute heads' cross-entropy on each probed image and video (`probe_image`, `probe_video`)."""
@@ -152,12 +144,7 @@ class BasePretrainModule(L.LightningModule):
     def configure_optimizers(self):
         groups = vision_scaled_groups(self.model, self.hparams.vision_lr_scale)
         groups.append({"params": list(self.heads.parameters()), "lr_scale": self.hparams.vision_lr_scale})
-        return configure_optimization(
-            groups,
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
-        )
+        return optimization(self, groups)
 
     # ---- validation: describe held-out media, check each attribute ------------------------------------
 

@@ -43,12 +43,12 @@ from unified_reward.losses.diffusion_dpo import (
 from unified_reward.models.adapters import has_adapter
 from unified_reward.models.conditioning import CaptionEmbeddings, CaptionEncoder, LatentCodec
 from unified_reward.models.diffusion import VIDEO_KINDS, denoiser_kind, predict
+from unified_reward.modules.hooks import move_tensors, optimization
 from unified_reward.modules.metrics import CollectedRows, after_before_metrics
 from unified_reward.modules.optimization import (
     OptimizerFactory,
     SchedulerFactory,
     adamw,
-    configure_optimization,
     warmup_cosine,
 )
 from unified_reward.modules.reference import build_reference, upgrade_copy_keys
@@ -190,20 +190,13 @@ class DiffusionDPOModule(L.LightningModule):
         return metrics["loss"]
 
     def configure_optimizers(self):
-        return configure_optimization(
-            self.denoiser.parameters(),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
-        )
+        return optimization(self, self.denoiser.parameters())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         upgrade_copy_keys(checkpoint, "reference_copy.")
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        if batch is None:
-            return None
-        return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+        return move_tensors(batch, device)
 
     # ---- evaluation ------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Training is next-token cross-entropy on the judge's answer tokens only: the verdict, preceded by the
 record's rationale when `train_rationale` (a reasoning judge). Validation and test judge every held-out
-record with the judge API (`scoring.Judge`: one forward, or the rationale generated first and then the
+record with the judge API (`judging.generative.Judge`: one forward, or the rationale generated first and then the
 verdict read) and report, per
 (task, mode) stream: pair accuracy (the argmax of first / second / tie against the label, so ties
 count only when predicted as ties), point-score MAE and Spearman rank correlation of the expected
@@ -26,20 +26,20 @@ from torch import nn
 from unified_reward.data.schema import PreferenceRecord, VideoClip
 from unified_reward.encoding.judge_batches import JudgeCollator
 from unified_reward.encoding.packing import packed_position_ids, rope_index_owner
-from unified_reward.judgments import VERDICTS, JudgeQuery
+from unified_reward.judging.generative import Judge
+from unified_reward.judging.queries import VERDICTS, JudgeQuery
 from unified_reward.models.processor import VLMProcessor
+from unified_reward.modules.hooks import export_gathered, move_tensors, optimization
 from unified_reward.modules.metrics import CollectedRows, judge_metrics, judge_row
 from unified_reward.modules.optimization import (
     OptimizerFactory,
     SchedulerFactory,
     adamw,
-    configure_optimization,
     vision_scaled_groups,
     warmup_cosine,
 )
 from unified_reward.prompts.templates import load_templates, rescale
-from unified_reward.scoring import Judge
-from unified_reward.strategies import full_state_dict_if_sharded, shard_for_strategy
+from unified_reward.strategies import shard_for_strategy
 
 log = logging.getLogger(__name__)
 MODEL_INPUTS = (
@@ -122,10 +122,7 @@ class RewardSFTModule(L.LightningModule):
             self._sharded = shard_for_strategy(self.trainer, self.model, self.device_mesh)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        if batch is None:
-            return None
-        # records (frozen dataclasses with media) stay on the host; the judge moves what it encodes
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return move_tensors(batch, device)
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
         if self._rope is None and "sample_lengths" in batch:  # found once, not every step
@@ -141,12 +138,7 @@ class RewardSFTModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return configure_optimization(
-            vision_scaled_groups(self.model, self.hparams.vision_lr_scale),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
-        )
+        return optimization(self, vision_scaled_groups(self.model, self.hparams.vision_lr_scale))
 
     # ---- evaluation ------------------------------------------------------------------------------------
 
@@ -214,9 +206,8 @@ class RewardSFTModule(L.LightningModule):
 
     def export(self, path: Path) -> None:
         """The judge as a folder `Judge.from_pretrained` loads (called on every rank by callbacks.export)."""
-        full_state = full_state_dict_if_sharded(self.trainer, self.model)  # a collective under FSDP
+        export_gathered(self, self.model, lambda state: self.judge.save_pretrained(path, state_dict=state))
         if self.trainer.is_global_zero:
-            self.judge.save_pretrained(path, state_dict=full_state)
             log.info("judge exported to %s (load it with Judge.from_pretrained)", path)
 
 

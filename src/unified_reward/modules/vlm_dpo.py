@@ -40,16 +40,17 @@ from unified_reward.encoding.pair_positions import (
 )
 from unified_reward.encoding.policy_pairs import PolicyPairCollator, encode_policy_prompt, shared_prompt_mask
 from unified_reward.fingerprint import weights_fingerprint
+from unified_reward.judging.text_generation import generate_texts
 from unified_reward.losses.vlm_dpo import check_loss, completion_logps, preference_loss, sft_loss
 from unified_reward.models.adapters import has_adapter
 from unified_reward.models.export import save_vlm
 from unified_reward.models.processor import VLMProcessor
+from unified_reward.modules.hooks import export_gathered, move_tensors, optimization
 from unified_reward.modules.metrics import ANSWER_METRICS, CollectedRows, after_before_metrics, answer_rows
 from unified_reward.modules.optimization import (
     OptimizerFactory,
     SchedulerFactory,
     adamw,
-    configure_optimization,
     vision_scaled_groups,
     warmup_cosine,
 )
@@ -62,8 +63,7 @@ from unified_reward.modules.reference import (
     stored_or_computed,
     upgrade_copy_keys,
 )
-from unified_reward.strategies import full_state_dict_if_sharded, shard_for_strategy
-from unified_reward.text_generation import generate_texts
+from unified_reward.strategies import shard_for_strategy
 
 log = logging.getLogger(__name__)
 REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precomputed reference log-probs
@@ -164,9 +164,7 @@ class VLMDPOModule(L.LightningModule):
                 shard_for_strategy(self.trainer, self.reference.copy, self.device_mesh)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        if batch is None:
-            return None
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return move_tensors(batch, device)
 
     def _losses(self, batch: dict[str, Any], split: str) -> torch.Tensor:
         logps = self.completion_logps(self.model, batch)
@@ -214,12 +212,7 @@ class VLMDPOModule(L.LightningModule):
             self._score_answers(batch["questions"])
 
     def configure_optimizers(self):
-        return configure_optimization(
-            vision_scaled_groups(self.model, self.hparams.vision_lr_scale),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.trainer.estimated_stepping_batches,
-        )
+        return optimization(self, vision_scaled_groups(self.model, self.hparams.vision_lr_scale))
 
     # ---- precomputed reference -------------------------------------------------------------------------
 
@@ -305,7 +298,6 @@ class VLMDPOModule(L.LightningModule):
 
     def export(self, path: Path) -> None:
         """The policy as a Hugging Face folder (called on every rank by callbacks.export)."""
-        full_state = full_state_dict_if_sharded(self.trainer, self.model)  # a collective under FSDP
+        export_gathered(self, self.model, lambda state: save_vlm(self.model, self.processor, path, state))
         if self.trainer.is_global_zero:
-            save_vlm(self.model, self.processor, path, full_state)
             log.info("policy exported to %s (model=<family> model.pretrained=%s loads it)", path, path)

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from unified_reward.data.media import MediaDecodeError
 from unified_reward.data.schema import RecordError
 from unified_reward.encoding.chat import encode_chat
+from unified_reward.judging.text_generation import generate_texts
 from unified_reward.serving.requests import (
     JudgeRequest,
     Limits,
@@ -33,7 +34,6 @@ from unified_reward.serving.requests import (
     decode_media_field,
     parse_request,
 )
-from unified_reward.text_generation import generate_texts
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = ("/health",)  # what a load balancer may ask without the token
@@ -221,7 +221,7 @@ class ChatAPI(ls.LitAPI):
         self.max_new_tokens = max_new_tokens
 
     def setup(self, device: str) -> None:
-        from unified_reward.scoring import Judge
+        from unified_reward.judging.generative import Judge
 
         self.judge = self.load_judge(device)
         if not isinstance(self.judge, Judge):

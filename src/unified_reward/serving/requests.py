@@ -32,7 +32,7 @@ from PIL import Image
 from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_video, video_size
 from unified_reward.data.schema import RecordError, check_candidates, check_context
 from unified_reward.data.tasks import TASKS, task_spec
-from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
+from unified_reward.judging.queries import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
 from unified_reward.prompts.templates import DEFAULT_SCALE
 
 OPS = ("score", "compare", "group_rewards")

@@ -20,7 +20,7 @@ class JudgeLoader:
     named: tuple[tuple[str, str], ...] = ()  # judge names -> classes (configs/named_judges)
 
     def __call__(self, device: str):
-        from unified_reward.judges import load_judge
+        from unified_reward.judging.loading import load_judge
 
         judge = load_judge(
             self.judge,

@@ -10,7 +10,7 @@ import numpy as np
 
 from unified_reward.data.schema import VideoClip
 from unified_reward.data.tasks import task_spec
-from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, Judgment
+from unified_reward.judging.queries import VERDICTS, JudgeQuery, JudgeReadings, Judgment
 from unified_reward.prompts.templates import rescale
 from unified_reward.synthetic import oracle
 

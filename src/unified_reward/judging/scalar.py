@@ -1,5 +1,5 @@
 """Judges that give one number per candidate: scalar-head reward models (HPSv3, Skywork-VL-Reward, EditReward),
-behind our judge interface (`judgments.JudgeReadings`), so that `evaluate.py` and `serve.py` take other people's
+behind our judge interface (`judging.queries.JudgeReadings`), so that `evaluate.py` and `serve.py` take other people's
 judges as they take ours.
 
 A scalar-head model is a VLM whose last hidden state, at one token, goes through a small head:
@@ -37,7 +37,7 @@ from torch import nn
 from unified_reward.data.tasks import task_spec
 from unified_reward.encoding.chat import encode_chat, pad_batch
 from unified_reward.errors import UserError
-from unified_reward.judgments import JudgeQuery, JudgeReadings, Judgment
+from unified_reward.judging.queries import JudgeQuery, JudgeReadings, Judgment
 
 REWARD_TOKEN = "<|Reward|>"
 HEAD_PREFIXES = ("rm_head.", "rm_heads.", "v_head.")

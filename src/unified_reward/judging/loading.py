@@ -1,7 +1,7 @@
-"""The judges besides the learned one, behind the same interface (`judgments.JudgeReadings`), and `load_judge`,
+"""The judges besides the learned one, behind the same interface (`queries.JudgeReadings`), and `load_judge`,
 which gives any of them from one config value: `random` (seeded coin flips and uniform scores: the floor), a
 name the config maps to a judge class (`named_judges`: `oracle`, the synthetic world's pixel-reading oracle, the
-ceiling), a scalar-head reward model (`scalar_judges`), or a judge export / official checkpoint."""
+ceiling), a scalar-head reward model (`scalar`), or a judge export / official checkpoint."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from unified_reward.judgments import JudgeQuery, JudgeReadings, Judgment
-from unified_reward.scoring import Judge
+from unified_reward.judging.generative import Judge
+from unified_reward.judging.queries import JudgeQuery, JudgeReadings, Judgment
 
 
 class RandomJudge(JudgeReadings):
@@ -46,7 +46,7 @@ def load_judge(
     **kwargs,
 ):
     """`random`, a name in `named` (name -> import path of a judge class built without arguments, e.g. `oracle`),
-    a folder with scalar_judge.json (a scalar-head reward model: `scalar_judges`), a folder with judge.json
+    a folder with scalar_judge.json (a scalar-head reward model: `scalar`), a folder with judge.json
     (`Judge.from_pretrained`), or a checkpoint without one (an official judge of
     `family`, asked with the official templates unless `templates` says otherwise)."""
     if named and spec in named:
@@ -58,7 +58,7 @@ def load_judge(
     from unified_reward.prompts.templates import load_templates
 
     if (Path(spec).expanduser() / "scalar_judge.json").is_file():
-        from unified_reward.scalar_judges import ScalarJudge
+        from unified_reward.judging.scalar import ScalarJudge
 
         return ScalarJudge.from_pretrained(
             spec, dtype=kwargs.get("dtype", "float32"), batch_size=kwargs.get("batch_size", 8)

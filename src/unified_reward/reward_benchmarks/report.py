@@ -9,8 +9,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from unified_reward.benchmarks import metrics as M
-from unified_reward.benchmarks.items import Skipped
+from unified_reward.reward_benchmarks import metrics as M
+from unified_reward.reward_benchmarks.items import Skipped
 
 SHOWN_TRUTH = {False: {"first": "first", "second": "second"}, True: {"first": "second", "second": "first"}}
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unified_reward.benchmarks.items import BenchmarkItem, ItemError, MediaRef, Skipped
 from unified_reward.data.tasks import has_context, media_kind_of
 from unified_reward.errors import UserError
+from unified_reward.reward_benchmarks.items import BenchmarkItem, ItemError, MediaRef, Skipped
 
 Read = tuple[list[BenchmarkItem], list[Skipped]]
 

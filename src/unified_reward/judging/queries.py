@@ -1,6 +1,6 @@
 """What every judge answers, and the interface they all share (`JudgeReadings`): a `JudgeQuery` (one pair or
 point to judge) read into a `Judgment` (the probability of each verdict or score), and the pair/score readings
-built on `judge`. The learned judge (`scoring.Judge`), the random floor (`judges.RandomJudge`) and any named judge
+built on `judge`. The learned judge (`generative.Judge`), the random floor (`loading.RandomJudge`) and any named judge
 (the synthetic world's oracle) implement it."""
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from benchmark_fixtures import (
     write_videogen_rewardbench,
     write_vl_rewardbench,
 )
-from unified_reward.benchmarks import readers
-from unified_reward.benchmarks.items import ItemError
 from unified_reward.data.media import VideoSampling
 from unified_reward.errors import UserError
+from unified_reward.reward_benchmarks import readers
+from unified_reward.reward_benchmarks.items import ItemError
 
 SAMPLING = VideoSampling(num_frames=4)
 

@@ -4,8 +4,8 @@ each kind from one config value."""
 import numpy as np
 import pytest
 
-from unified_reward.judges import RandomJudge, load_judge
-from unified_reward.judgments import JudgeQuery
+from unified_reward.judging.loading import RandomJudge, load_judge
+from unified_reward.judging.queries import JudgeQuery
 
 
 def _queries(mode: str, count: int):
@@ -40,7 +40,7 @@ def test_the_random_judge_is_at_chance_and_repeats_from_its_seed():
 
 
 def test_load_judge_gives_each_kind_from_one_value(tmp_path, tiny_qwen):
-    from unified_reward.scoring import Judge
+    from unified_reward.judging.generative import Judge
     from unified_reward.synthetic.oracle_judge import OracleJudge
 
     named = {"oracle": "unified_reward.synthetic.oracle_judge.OracleJudge"}  # configs/named_judges/synthetic.yaml

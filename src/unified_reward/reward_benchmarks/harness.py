@@ -20,11 +20,11 @@ from typing import Any
 import lightning as L
 import torch
 
-from unified_reward.benchmarks.items import BenchmarkItem, ItemError
-from unified_reward.benchmarks.metrics import majority_vote
 from unified_reward.data.media import VideoSampling
-from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings
+from unified_reward.judging.queries import VERDICTS, JudgeQuery, JudgeReadings
 from unified_reward.prompts.parsing import parse_pair
+from unified_reward.reward_benchmarks.items import BenchmarkItem, ItemError
+from unified_reward.reward_benchmarks.metrics import majority_vote
 
 SWAP = {"first": "second", "second": "first", "tie": "tie", None: None}
 
@@ -67,7 +67,7 @@ class Protocol:
 
 
 class JudgeReader:
-    """Any judge (`judgments.JudgeReadings`: learned, oracle, random) reading one presentation of each item: pair
+    """Any judge (`judging.queries.JudgeReadings`: learned, oracle, random) reading one presentation of each item: pair
     verdict probabilities, or two point scores; `read=text` parses what a generative judge wrote."""
 
     def __init__(self, judge: JudgeReadings, protocol: Protocol):

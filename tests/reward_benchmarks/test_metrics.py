@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from unified_reward.benchmarks import metrics as M
+from unified_reward.reward_benchmarks import metrics as M
 
 # 8 GenAI-Bench items: truth, prediction (None: an unparseable answer)
 TRUTH = ["first", "second", "tie", "both_bad", "first", "second", "tie", "both_bad"]
@@ -163,7 +163,7 @@ def test_bootstrap_interval_brackets_the_value_and_is_reproducible():
 
 
 def test_editreward_set_accuracy_by_hand():
-    from unified_reward.benchmarks.report import summarize
+    from unified_reward.reward_benchmarks.report import summarize
 
     # 2pair: e1 right, e2 wrong (a human tie must be judged a tie); 3pair: t1 all 3 right, t2 one of 3 wrong,
     # t3 only 2 of its 3 comparisons in the file (wrong, as its script counts a set that lacks a row)

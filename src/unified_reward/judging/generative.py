@@ -33,7 +33,9 @@ from torch import nn
 
 from unified_reward.encoding.chat import encode_chat, pad_batch
 from unified_reward.errors import UserError
-from unified_reward.judgments import VERDICTS, JudgeQuery, JudgeReadings, Judgment
+from unified_reward.judging.queries import VERDICTS, JudgeQuery, JudgeReadings, Judgment
+from unified_reward.judging.shared_prefix import media_digest, read_windows, shared_prefix
+from unified_reward.judging.text_generation import generate_texts, generate_token_ids, rationale_length
 from unified_reward.models.processor import VLMProcessor
 from unified_reward.prompts.templates import (
     JudgeTemplate,
@@ -42,9 +44,7 @@ from unified_reward.prompts.templates import (
     save_templates,
     score_answer,
 )
-from unified_reward.shared_prefix import media_digest, read_windows, shared_prefix
 from unified_reward.strategies import is_sharded
-from unified_reward.text_generation import generate_texts, generate_token_ids, rationale_length
 
 log = logging.getLogger(__name__)
 MAX_CACHED_TRIES = 64  # answer tries kept (one per stream and point scale), least recently used dropped first

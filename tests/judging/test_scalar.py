@@ -12,10 +12,10 @@ from safetensors.torch import save_file
 from serving_support import image
 from unified_reward.encoding.chat import pad_batch
 from unified_reward.errors import UserError
-from unified_reward.judgments import JudgeQuery
+from unified_reward.judging.queries import JudgeQuery
+from unified_reward.judging.scalar import SPECS, ScalarJudge, ScalarRewardModel, add_reward_token
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
-from unified_reward.scalar_judges import SPECS, ScalarJudge, ScalarRewardModel, add_reward_token
 from unified_reward.serving.requests import Limits, answer, parse_request
 from unified_reward.synthetic.vocabulary import world_vocabulary
 
@@ -79,7 +79,7 @@ def test_the_reward_is_the_head_at_its_token_and_a_pair_is_bradley_terry(kind):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_saved_judge_loads_back_through_load_judge(kind, tmp_path):
-    from unified_reward.judges import load_judge
+    from unified_reward.judging.loading import load_judge
 
     judge = tiny(kind)
     judge.save_pretrained(tmp_path / "judge")

@@ -4,10 +4,10 @@ first); an exact probability tie between the two answers is a tie, not the first
 
 import pytest
 
-from unified_reward.benchmarks.harness import BenchmarkPrediction, JudgeReader, Protocol, combine
-from unified_reward.benchmarks.items import BenchmarkItem
-from unified_reward.benchmarks.metrics import position_bias
-from unified_reward.judgments import JudgeReadings, Judgment
+from unified_reward.judging.queries import JudgeReadings, Judgment
+from unified_reward.reward_benchmarks.harness import BenchmarkPrediction, JudgeReader, Protocol, combine
+from unified_reward.reward_benchmarks.items import BenchmarkItem
+from unified_reward.reward_benchmarks.metrics import position_bias
 
 
 class PositionJudge(JudgeReadings):

@@ -3,11 +3,12 @@ import math
 import pytest
 import torch
 
+from unified_reward.data.tasks import media_kind_of, task_spec
 from unified_reward.encoding.chat import encode_chat, pad_batch
-from unified_reward.judgments import JudgeQuery
+from unified_reward.judging.generative import AnswerTrie, Judge
+from unified_reward.judging.queries import JudgeQuery
+from unified_reward.judging.text_generation import generate_token_ids, rationale_length
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, score_answer
-from unified_reward.scoring import AnswerTrie, Judge
-from unified_reward.text_generation import generate_token_ids, rationale_length
 
 
 def _distinguishing_prefix(answers, processor):
@@ -28,12 +29,12 @@ def _distinguishing_prefix(answers, processor):
 def test_pair_probabilities_equal_teacher_forced_answer_prefixes(tiny_qwen, decoded_records):
     model, processor = tiny_qwen
     judge = Judge(model, processor)
-    for record in decoded_records[::2]:  # the pair records of the 4 tasks
+    for record in decoded_records[::2]:  # the pair records of every task
         query = JudgeQuery.of(record)
         reading = judge.answer_probabilities([query])[0]
         answers = DEFAULT_TEMPLATES[record.stream].pair_answers
         verdicts = [v for v in ("first", "second", "tie") if v in answers]  # understanding offers no tie
-        assert set(reading) == set(verdicts) and len(verdicts) == (3 if "generation" in record.stream else 2)
+        assert set(reading) == set(verdicts) and len(verdicts) == (3 if task_spec(record.task).ties else 2)
         prefixes = _distinguishing_prefix([answers[v] for v in verdicts], processor)
         direct = []
         for prefix in prefixes:
@@ -49,7 +50,7 @@ def _prefix_logprob(model, processor, query, tokens, rationale=()):
         query.prompt,
         context=query.context,
         candidates=query.candidates,
-        media_kind="video" if query.task.startswith("video") else "image",
+        media_kind=media_kind_of(query.task),
         scale=query.scale,
     )
     encoded = encode_chat(processor, parts, None)

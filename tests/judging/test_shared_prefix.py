@@ -4,15 +4,15 @@ import pytest
 import torch
 
 from unified_reward.data.media import VideoSampling
-from unified_reward.data.schema import TASKS
 from unified_reward.data.shards import decode_sample, encode_record
+from unified_reward.data.tasks import TASKS
 from unified_reward.encoding.chat import encode_chat, pad_batch
-from unified_reward.judgments import JudgeQuery
+from unified_reward.judging.generative import Judge
+from unified_reward.judging.queries import JudgeQuery
+from unified_reward.judging.shared_prefix import media_spans, read_windows, shared_prefix
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
 from unified_reward.prompts.templates import DEFAULT_TEMPLATES, render_judge_prompt
-from unified_reward.scoring import Judge
-from unified_reward.shared_prefix import media_spans, read_windows, shared_prefix
 from unified_reward.synthetic.vocabulary import world_vocabulary
 from unified_reward.synthetic.world import WorldConfig, make_record
 
