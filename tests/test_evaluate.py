@@ -8,7 +8,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from benchmark_fixtures import (
+    write_editreward_bench,
     write_genai_bench,
+    write_genai_bench_edit,
     write_mmrb2,
     write_multimodal_rewardbench,
     write_videogen_rewardbench,
@@ -57,13 +59,17 @@ def test_the_synthetic_benchmark_gives_the_main_jobs_test_accuracy(tmp_path):
 
 
 def test_the_oracle_is_the_ceiling_of_the_synthetic_benchmark(tmp_path):
-    """Generated-looking candidates too: their labels are the oracle's reading of the stored pixels."""
+    """Generated-looking candidates too: their labels are the oracle's reading of the stored pixels; and edits, read
+    against their source image and instruction."""
     look = "data.source.generated_look=0.5"
-    results, folder = _evaluate(tmp_path, "judge=oracle", "protocol.order=both", look, *SMALL_WORLD)
+    tasks = "[image_generation,image_understanding,video_generation,video_understanding,image_editing]"
+    five = [f"data.tasks={tasks}", f"+data.source.tasks={tasks}"]
+    results, folder = _evaluate(tmp_path, "judge=oracle", "protocol.order=both", look, *five, *SMALL_WORLD)
     assert results["metrics"]["accuracy"] == 1.0 and results["checks"]["swap_consistency"] == 1.0
     for stream in ("image_generation_pair", "video_generation_pair"):
         assert results["metrics"][f"accuracy/{stream}/clean"] == results["metrics"][f"accuracy/{stream}/generated"] == 1
-    assert (folder / "results.md").read_text().startswith("# synthetic: 32 items judged")
+    assert results["metrics"]["accuracy/image_editing_pair"] == 1.0
+    assert (folder / "results.md").read_text().startswith("# synthetic: 40 items judged")
 
 
 def test_released_layout_with_bad_items_skipped_named_and_counted(tmp_path, tiny_judge):
@@ -128,17 +134,35 @@ def test_mmrb2_in_both_orders_with_its_other_subsets_counted_as_skipped(tmp_path
     root = write_mmrb2(tmp_path / "mmrb2")
     options = ["benchmark=mmrb2", f"benchmark.root={root}", f"judge={tiny_judge}", "protocol.order=both"]
     results, folder = _evaluate(tmp_path, *options)
-    assert results["items"] == 6 and results["judged"] == 2
+    assert results["items"] == 8 and results["judged"] == 4  # two text-to-image pairs, two edits
     assert results["skipped"] == {"task_not_supported": 2, "malformed_field": 2}
     rows = [json.loads(line) for line in (folder / "predictions-r000.jsonl").read_text().splitlines()]
-    trials = [(p["verdict"], r["truth"]) for r in rows for p in r["presentations"]]
-    judged = [(v, t) for v, t in trials if v is not None]
-    assert len(trials) == 4  # each pair in both orders: two trials
-    assert (
-        results["metrics"]["accuracy"]
-        == results["metrics"]["accuracy/t2i"]
-        == sum(v == t for v, t in judged) / len(judged)
-    )
+    trials = [(p["verdict"], r["truth"], r["group"]) for r in rows for p in r["presentations"]]
+    assert len(trials) == 8  # each pair in both orders: two trials
+
+    def pooled(*groups):
+        judged = [(v, t) for v, t, g in trials if v is not None and g in groups]
+        return sum(v == t for v, t in judged) / len(judged)
+
+    assert results["metrics"]["accuracy"] == pooled("t2i", "edit")
+    assert results["metrics"]["accuracy/t2i"] == pooled("t2i") and results["metrics"]["accuracy/edit"] == pooled("edit")
+
+
+def test_the_editing_benchmarks_in_their_released_layouts(tmp_path, tiny_judge):
+    root = write_genai_bench_edit(tmp_path / "genai")
+    results, _ = _evaluate(tmp_path, "benchmark=genai_bench_edit", f"benchmark.root={root}", f"judge={tiny_judge}")
+    assert results["judged"] == 3 and results["skipped"] == {"missing_media": 1}
+    assert {"accuracy_4way", "accuracy_with_ties", "accuracy_with_ties_calibrated"} <= set(results["metrics"])
+    root = write_editreward_bench(tmp_path / "editreward")
+    options = ["benchmark=editreward_bench", f"benchmark.root={root}", f"judge={tiny_judge}", "output=" + str(tmp_path)]
+    results, _ = _evaluate(tmp_path / "second", *options)
+    assert results["judged"] == 7 and results["skipped"] == {"malformed_field": 1}
+    rows = [json.loads(line) for line in (tmp_path / "predictions-r000.jsonl").read_text().splitlines()]
+    right = {r["id"]: r["verdict"] == r["truth"] for r in rows}
+    sets = [["e1"], ["e2"], ["e3"], ["t1_0", "t1_1", "t1_2"], ["t2_0"]]  # t2 lacks 2 of its 3 comparisons: wrong
+    expected = [all(right[i] for i in s) and (len(s) != 1 or not s[0].startswith("t")) for s in sets]
+    assert results["metrics"]["accuracy/overall"] == sum(expected) / len(sets)
+    assert results["metrics"]["accuracy/2pair"] == sum(expected[:3]) / 3
 
 
 def test_a_scalar_head_reward_model_is_evaluated_like_our_judges(tmp_path):
