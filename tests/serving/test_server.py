@@ -352,6 +352,14 @@ def test_rewards_for_trl_grpo_and_a_diffusion_grpo_loop(server, reference):
         "candidates": [media_data_url(s) for s in samples],
     }
     assert close(diffusion_group_rewards(client, "a red star", samples), expected(reference, group)["win_rates"])
+    # an editing model's group: the instruction, the source image edited, the edits
+    edit = {"op": "group_rewards", "task": "image_editing", "prompt": "make it blue", "context": context} | {
+        "candidates": [media_data_url(s) for s in samples]
+    }
+    edited = diffusion_group_rewards(client, "make it blue", samples, task="image_editing", source=picture)
+    assert close(edited, expected(reference, edit)["win_rates"])
+    with pytest.raises(ValueError, match="use diffusion_group_rewards"):  # TRL's completions are texts
+        trl_reward(client, task="image_editing")
 
 
 def test_the_server_restarts_cleanly_on_its_port(server, reference, tmp_path):
