@@ -64,7 +64,7 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
         for subset in ("2pair", "3pair", "4pair"):
             if subset in group:  # 2pair: exact agreement, a human tie must be judged a tie
                 found[f"accuracy/{subset}"] = on(
-                    lambda v, t, s, g, n=subset: M.set_accuracy(*_where_set(v, t, s, g, n), complete),
+                    lambda v, t, s, g, n=subset: M.set_accuracy(*_within(g, n, v, t, s), complete),
                     verdict,
                     truth,
                     sets,
@@ -124,14 +124,14 @@ def _per_benchmark(benchmark: str, rows: list[dict[str, Any]]) -> dict[str, Call
     return found
 
 
+def _within(groups, name, *columns) -> list[list]:
+    """Each column's values on the rows of group `name`."""
+    rows = [i for i, g in enumerate(groups) if g == name]
+    return [[column[i] for i in rows] for column in columns]
+
+
 def _where(verdicts, truths, groups, name):
-    kept = [(v, t) for v, t, g in zip(verdicts, truths, groups, strict=True) if g == name]
-    return [v for v, _ in kept], [t for _, t in kept]
-
-
-def _where_set(verdicts, truths, sets, groups, name):
-    kept = [(v, t, s) for v, t, s, g in zip(verdicts, truths, sets, groups, strict=True) if g == name]
-    return [v for v, _, _ in kept], [t for _, t, _ in kept], [s for _, _, s in kept]
+    return _within(groups, name, verdicts, truths)
 
 
 def _share_of_ties(truths, groups, name) -> float:

@@ -117,6 +117,11 @@ def _score(missed: int, total: int) -> float:
     return 1.0 + 4.0 * (total - missed) / total
 
 
+def _misses(rng: np.random.Generator, mode: str, most: int, tie_fraction: float) -> tuple[int, ...]:
+    """How many attributes each candidate misses: a pair's two (`_pair_misses`), or a point's one, in 0..most."""
+    return _pair_misses(rng, most, tie_fraction) if mode == "pair" else (int(rng.integers(most + 1)),)
+
+
 def _pair_misses(rng: np.random.Generator, most: int, tie_fraction: float) -> tuple[int, int]:
     """How many attributes each of two candidates misses: equal (a tie) or distinct, random order."""
     if rng.random() < tie_fraction:
@@ -182,7 +187,7 @@ def plan_record(config: WorldConfig, split: str, task: str, mode: str, index: in
         options = questions_for(kind)
         attributes, prompt = options[int(rng.integers(len(options)))]
         most, tie_fraction = len(attributes), 0.0
-    misses = _pair_misses(rng, most, tie_fraction) if mode == "pair" else (int(rng.integers(most + 1)),)
+    misses = _misses(rng, mode, most, tie_fraction)
     variants = tuple(_changed(scene, attributes, k, rng) for k in misses)
     scores = tuple(_score(k, len(attributes)) for k in misses)
     return RecordPlan(task, mode, prompt, scene, attributes, variants, scores)
@@ -197,11 +202,7 @@ def _plan_edit(config: WorldConfig, task: str, mode: str, rng: np.random.Generat
     target = source.with_changes((edited,), rng)
     prompt = instruction(source, target, edited, rng)
     attributes = target.attributes
-    misses = (
-        _pair_misses(rng, config.max_changed, config.tie_fraction)
-        if mode == "pair"
-        else (int(rng.integers(config.max_changed + 1)),)
-    )
+    misses = _misses(rng, mode, config.max_changed, config.tie_fraction)
     variants = []
     for k in misses:
         variant = _changed(target, attributes, k, rng)
