@@ -8,8 +8,9 @@ from PIL import Image
 
 from serving_support import body, image, tiny_judge
 from unified_reward.data.media import encode_video
+from unified_reward.judging.group_rewards import win_rates
 from unified_reward.serving.client import media_data_url
-from unified_reward.serving.requests import Limits, RequestError, answer, group_win_rates, parse_request
+from unified_reward.serving.requests import Limits, RequestError, answer, parse_request
 
 LIMITS = Limits()
 
@@ -181,15 +182,6 @@ def test_an_8192x4096_video_is_refused_without_its_frames_in_memory(tmp_path):
     assert int(refused) < 200 * 2**20 < 500 * 2**20 < int(decoded), (int(refused) >> 20, int(decoded) >> 20)
 
 
-def test_group_win_rates_count_verdicts_with_ties_half():
-    # 3 samples; pairs (0,1): first wins, (0,2): tie, (1,2): second wins
-    rows = [[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.1, 0.8, 0.1]]
-    wins, expected = group_win_rates(3, rows)
-    assert wins == [(1 + 0.5) / 2, (0 + 0) / 2, (0.5 + 1) / 2]
-    hand = [(0.7 + 0.05) + (0.3 + 0.2), (0.2 + 0.05) + (0.1 + 0.05), (0.3 + 0.2) + (0.8 + 0.05)]
-    assert all(math.isclose(e, h / 2) for e, h in zip(expected, hand, strict=True))
-
-
 def test_answers_equal_the_judge_api(judge):
     prompt = "two red circles"
     images = [image(i) for i in range(3)]
@@ -214,5 +206,5 @@ def test_answers_equal_the_judge_api(judge):
             for i, j in pairs
         ]
     )
-    assert np.allclose(group["win_rates"], group_win_rates(3, rows.tolist())[0])
-    assert np.allclose(group["expected_win_rates"], group_win_rates(3, rows.tolist())[1], atol=1e-5)
+    assert np.allclose(group["win_rates"], win_rates(3, rows)[0])
+    assert np.allclose(group["expected_win_rates"], win_rates(3, rows)[1], atol=1e-5)

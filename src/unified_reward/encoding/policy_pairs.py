@@ -156,6 +156,32 @@ class PolicyPairCollator:
         return batch
 
 
+def encode_answer_groups(
+    processor: VLMProcessor, prompts: list[EncodedChat], groups: list[list[list[int]]]
+) -> dict[str, Any]:
+    """A GRPO batch in the shared layout: one row per prompt, `prompt | answer 1 | ... | answer G` (answers as token
+    ids, their end token included where the sampler emitted it), the media and prompt encoded once per group and
+    each answer blind to the others (`shared_prompt_mask`), placed right after the prompt. `targets` etc. are
+    (prompts, G, A)."""
+    units = [_with_answers(p, [t for a in group for t in a]) for p, group in zip(prompts, groups, strict=True)]
+    batch = pad_batch(units, processor)
+    segments = torch.full_like(batch["input_ids"], PADDING)
+    positions, rows = [], []
+    for row, (prompt, group) in enumerate(zip(prompts, groups, strict=True)):
+        p = len(prompt.input_ids)
+        segments[row, :p] = PROMPT
+        start, places = p, []
+        for k, answer in enumerate(group):
+            segments[row, start : start + len(answer)] = k + 1
+            places.append([p - 1] + list(range(start, start + len(answer) - 1)))  # the first from the prompt's end
+            start += len(answer)
+        positions.append(tuple(places))
+        rows.append((row,) * len(group))
+    batch["segments"] = segments
+    batch.update(_targets([tuple(g) for g in groups], positions, rows=rows))
+    return batch
+
+
 def _with_answers(prompt: EncodedChat, answer_tokens: list[int]) -> EncodedChat:
     """The prompt (and its media) followed by answer tokens, labelled on them."""
     return dataclasses.replace(
@@ -178,20 +204,23 @@ def _concatenated(units: list[EncodedChat]) -> EncodedChat:
 
 
 def _targets(
-    answers: list[tuple[list[int], list[int]]],
-    positions: list[tuple[list[int], list[int]]],
-    rows: list[tuple[int, int]],
+    answers: list[tuple[list[int], ...]],
+    positions: list[tuple[list[int], ...]],
+    rows: list[tuple[int, ...]],
 ) -> dict[str, torch.Tensor]:
-    width = max(len(a) for pair in answers for a in pair)
-    shape = (len(answers), 2, width)
+    """Per item, each of its answers' tokens (`targets`, `target_mask`) and where their logits come from
+    (`target_rows` (B, answers), `target_positions` (B, answers, A)): a pair's two answers, a GRPO group's G."""
+    sides = len(answers[0])
+    width = max(len(a) for item in answers for a in item)
+    shape = (len(answers), sides, width)
     targets = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
     where = torch.zeros(shape, dtype=torch.long)
     mask = torch.zeros(shape, dtype=torch.float32)
-    for i, (pair, places) in enumerate(zip(answers, positions, strict=True)):
-        for side in (0, 1):
-            n = len(pair[side])
-            targets[i, side, :n] = torch.tensor(pair[side])
-            where[i, side, :n] = torch.tensor(places[side])
+    for i, (item, places) in enumerate(zip(answers, positions, strict=True)):
+        for side in range(sides):
+            n = len(item[side])
+            targets[i, side, :n] = torch.tensor(item[side], dtype=torch.long)
+            where[i, side, :n] = torch.tensor(places[side], dtype=torch.long)
             mask[i, side, :n] = 1.0
     return {
         "targets": targets,
@@ -202,14 +231,14 @@ def _targets(
 
 
 def shared_prompt_mask(segments: torch.Tensor, pair_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, 1, L, L) boolean attention mask for the shared layout: causal, no attention to padding, and the
-    rejected answer blind to the chosen one; with `pair_ids` (packed rows) each pair sees only itself. Padding
-    queries also see themselves, so no row is fully masked (its softmax would be NaN); their outputs are never
-    read."""
+    """(B, 1, L, L) boolean attention mask for the shared layout: causal, no attention to padding, and each answer
+    segment (a pair's chosen and rejected, a GRPO group's G answers) blind to the others: it sees the prompt and
+    itself; with `pair_ids` (packed rows) each pair sees only itself. Padding queries also see themselves, so no row
+    is fully masked (its softmax would be NaN); their outputs are never read."""
     length = segments.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
     query, key = segments[:, :, None], segments[:, None, :]
-    allowed = causal & (key != PADDING) & ~((query == REJECTED) & (key == CHOSEN))
+    allowed = causal & (key != PADDING) & ((key == PROMPT) | (key == query))
     if pair_ids is not None:
         allowed &= pair_ids[:, :, None] == pair_ids[:, None, :]
     allowed |= torch.eye(length, dtype=torch.bool, device=segments.device)

@@ -36,13 +36,16 @@ def generate_token_ids(
     batch_size: int = 8,
     num_samples: int = 1,
     temperature: float = 0.0,
+    suppress_tokens: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Continuations of encoded prompts (`encoding.chat.encode_chat` with no answer), as token ids up to (not
     including) the end token: greedy with `temperature=0`, else `num_samples` sampled answers per prompt
-    (prompt-major order)."""
+    (prompt-major order). `suppress_tokens` are never generated (a policy's answer must not hold media tokens)."""
     tokenizer = processor.tokenizer
     device = next(model.parameters()).device
     sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    if suppress_tokens:
+        sampling["suppress_tokens"] = list(suppress_tokens)
     continuations: list[list[int]] = []
     synced = torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1 and is_sharded(model)
     for start in range(0, len(encoded), batch_size):

@@ -27,26 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 
-from unified_reward.data.schema import PreferenceRecord
 from unified_reward.encoding.packing import rope_index_owner
-from unified_reward.encoding.pair_positions import (
-    attention_mask_for,
-    packed_pair_positions,
-    shared_prompt_positions,
-)
-from unified_reward.encoding.policy_pairs import PolicyPairCollator, encode_policy_prompt, shared_prompt_mask
+from unified_reward.encoding.pair_positions import answer_logit_inputs, attention_mask_for
+from unified_reward.encoding.policy_pairs import PolicyPairCollator
 from unified_reward.fingerprint import weights_fingerprint
-from unified_reward.judging.text_generation import generate_texts
 from unified_reward.losses.vlm_dpo import check_loss, completion_logps, preference_loss, sft_loss
-from unified_reward.models.adapters import has_adapter
 from unified_reward.models.export import save_vlm
 from unified_reward.models.processor import VLMProcessor
+from unified_reward.modules.answer_scoring import AnswerScoring
 from unified_reward.modules.hooks import export_gathered, move_tensors, optimization
-from unified_reward.modules.metrics import ANSWER_METRICS, CollectedRows, after_before_metrics, answer_rows
 from unified_reward.modules.optimization import (
     OptimizerFactory,
     SchedulerFactory,
@@ -56,7 +48,6 @@ from unified_reward.modules.optimization import (
 )
 from unified_reward.modules.reference import (
     REFERENCES,
-    AdapterReference,
     FrozenCopyReference,
     PrecomputedReference,
     build_reference,
@@ -67,7 +58,6 @@ from unified_reward.strategies import shard_for_strategy
 
 log = logging.getLogger(__name__)
 REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precomputed reference log-probs
-MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "image_sizes")
 
 
 class VLMDPOModule(L.LightningModule):
@@ -109,16 +99,26 @@ class VLMDPOModule(L.LightningModule):
                 f"evaluator={evaluator!r}: pass the reader itself, e.g. evaluator=unified_reward.synthetic.oracle."
                 "score_answer (to load_from_checkpoint too)"
             )
-        self.processor, self.evaluator = processor, evaluator
+        self.processor = processor
         self.model = model if isinstance(model, nn.Module) else model(processor=processor)
         if layout == "shared":
             attention_mask_for(self.model, torch.ones(1, 1, 1, 1, dtype=torch.bool))  # fail now, not at step 1
         self.reference = build_reference(reference, self.model) if self.uses_reference else None
         self.collate = PolicyPairCollator(processor, layout=layout, max_length=max_length, pack_tokens=pack_tokens)
-        self.answers = CollectedRows(width=2 * len(ANSWER_METRICS))  # test answers: after, then before
+        self.answer_scoring = (
+            AnswerScoring(
+                processor,
+                evaluator,
+                max_new_tokens=generate_max_new_tokens,
+                batch_size=generate_batch_size,
+                samples=eval_samples,
+                temperature=eval_temperature,
+            )
+            if evaluator is not None
+            else None
+        )
         self._sharded = False
         self._rope: tuple[nn.Module | None] | None = None
-        self._answers_before: tuple[AdapterReference | FrozenCopyReference | None] | None = None
 
     @property
     def uses_reference(self) -> bool:
@@ -129,21 +129,11 @@ class VLMDPOModule(L.LightningModule):
     def _model_inputs(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
         """The forward's inputs, built once per batch: the policy and its reference share them."""
         if "model_inputs" not in batch:
-            inputs = {k: batch[k] for k in ("input_ids", "mm_token_type_ids", *MEDIA_INPUTS) if k in batch}
-            if self.hparams.layout == "shared":
-                allowed = shared_prompt_mask(batch["segments"], batch.get("pair_ids"))
-                inputs["attention_mask"] = attention_mask_for(model, allowed)
-                if self._rope is None:  # found once: walking a 7B model's modules every batch is not free
-                    self._rope = (rope_index_owner(model),)
-                place = packed_pair_positions if "pair_spans" in batch else shared_prompt_positions
-                inputs["position_ids"] = place(self._rope[0], batch)
-            else:
-                inputs["attention_mask"] = batch["attention_mask"]
-            mask = batch["target_mask"]
-            keep = torch.unique(batch["target_positions"][mask > 0])  # sorted: the rows' logits we need
-            index = torch.searchsorted(keep, batch["target_positions"]).clamp(max=len(keep) - 1)
-            rows = batch["target_rows"][:, :, None].expand_as(index)
-            batch["model_inputs"] = (inputs, keep, rows, index)
+            shared = self.hparams.layout == "shared"
+            if shared and self._rope is None:  # found once: walking a 7B model's modules every batch is not free
+                self._rope = (rope_index_owner(model),)
+            rope = self._rope[0] if shared else None
+            batch["model_inputs"] = answer_logit_inputs(model, batch, rope, shared=shared)
         return batch["model_inputs"]
 
     def completion_logps(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
@@ -208,8 +198,8 @@ class VLMDPOModule(L.LightningModule):
             return
         if batch["records"]:
             self._losses(batch, "test")
-        if self.evaluator is not None and batch["questions"]:
-            self._score_answers(batch["questions"])
+        if self.answer_scoring is not None and batch["questions"]:
+            self.answer_scoring.update(self.model, self.reference, batch["questions"])
 
     def configure_optimizers(self):
         return optimization(self, vision_scaled_groups(self.model, self.hparams.vision_lr_scale))
@@ -252,47 +242,9 @@ class VLMDPOModule(L.LightningModule):
 
     # ---- answers scored by the oracle ------------------------------------------------------------------
 
-    def policy_answers(self, model: nn.Module, records: list[PreferenceRecord], samples: int = 0) -> list[str]:
-        """Each record's greedy answer, or (`samples` > 0) that many answers sampled at `eval_temperature`."""
-        encoded = [encode_policy_prompt(self.processor, r) for r in records]
-        sampling = {"num_samples": samples, "temperature": self.hparams.eval_temperature} if samples else {}
-        return generate_texts(
-            model,
-            self.processor,
-            encoded,
-            self.hparams.generate_max_new_tokens,
-            batch_size=self.hparams.generate_batch_size,
-            **sampling,
-        )
-
-    def _oracle_rows(self, model: nn.Module, records: list[PreferenceRecord]) -> list[tuple[float, ...]]:
-        k = self.hparams.eval_samples
-        sampled = self.policy_answers(model, records, k) if k else []
-        return answer_rows(self.evaluator, records, self.policy_answers(model, records), sampled, k)
-
-    def _score_answers(self, records: list[PreferenceRecord]) -> None:
-        after = self._oracle_rows(self.model, records)
-        if self._answers_before is None:  # found once, not per test batch
-            # before: the DPO reference, or the base under a LoRA adapter (also for SFT and precomputed references)
-            reference = self.reference if isinstance(self.reference, FrozenCopyReference | AdapterReference) else None
-            if reference is None and has_adapter(self.model):
-                reference = AdapterReference(self.model)
-            self._answers_before = (reference,)
-        (reference,) = self._answers_before
-        if reference is not None:
-            with reference.model() as model:
-                before = self._oracle_rows(model, records)
-        else:
-            before = [(np.nan,) * 4] * len(records)
-        self.answers.update([a + b for a, b in zip(after, before, strict=True)])
-
     def on_test_epoch_end(self) -> None:
-        if self.evaluator is None:  # nothing was scored (alike on every rank)
-            return
-        rows = self.answers.gathered()  # every rank's
-        if len(rows):
-            metrics = {"test/answered": float(len(rows))} | after_before_metrics("test", ANSWER_METRICS, rows)
-            self.log_dict(metrics, sync_dist=False)
+        if self.answer_scoring is not None:  # alike on every rank: each gathers every rank's rows
+            self.log_dict(self.answer_scoring.metrics(), sync_dist=False)
 
     # ---- export ----------------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from PIL import Image
 from unified_reward.data.media import encode_video
 from unified_reward.data.schema import VideoClip
 from unified_reward.data.tasks import task_spec
+from unified_reward.judging.queries import VERDICTS, JudgeQuery, JudgeReadings, Judgment
 
 
 class ServerError(RuntimeError):
@@ -164,3 +165,25 @@ def diffusion_group_rewards(
     advantages is the loop's business."""
     result = client.group_rewards(task, prompt, samples, source)
     return result["win_rates" if reward == "win_rate" else "scores"]
+
+
+class ServedJudge(JudgeReadings):
+    """The judge behind the project's server (`src/serve.py`) as an in-process judge (`JudgeReadings`): a pair's
+    verdict probabilities from `compare`, a point's expected score from `score`; one request per judgment. What an
+    online RL loop (`VLMGRPOModule` with `judge=http://...`) needs when the judge runs on other machines."""
+
+    def __init__(self, client: JudgeClient):
+        self.client = client
+
+    def judge(self, queries: Sequence[JudgeQuery], *, with_text: bool = False) -> list[Judgment]:
+        judgments = []
+        for q in queries:
+            if q.mode == "pair":
+                result = self.client.judge("compare", q.task, q.prompt, list(q.candidates), q.context)
+                judgments.append(Judgment({v: float(result["probabilities"][v]) for v in VERDICTS}))
+            else:
+                (score,) = self.client.judge(
+                    "score", q.task, q.prompt, list(q.candidates), q.context, scale=list(q.scale)
+                )["scores"]
+                judgments.append(Judgment({} if score is None else {float(score): 1.0}, scale=q.scale))
+        return judgments

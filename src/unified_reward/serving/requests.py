@@ -27,11 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from PIL import Image
 
 from unified_reward.data.media import MediaDecodeError, VideoSampling, decode_video, video_size
 from unified_reward.data.schema import RecordError, check_candidates, check_context
 from unified_reward.data.tasks import TASKS, task_spec
+from unified_reward.judging.group_rewards import group_pairs, win_rates
 from unified_reward.judging.queries import VERDICTS, JudgeQuery, JudgeReadings, average_orders, verdict_probabilities
 from unified_reward.prompts.templates import DEFAULT_SCALE
 
@@ -214,10 +216,6 @@ def parse_request(body: Any, limits: Limits) -> JudgeRequest:
     return request
 
 
-def _pairs(n: int) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(n) for j in range(i + 1, n)]
-
-
 def _queries(r: JudgeRequest) -> list[JudgeQuery]:
     """Points first (score, group_rewards), then each pair, then (both_orders) each pair swapped."""
 
@@ -230,7 +228,7 @@ def _queries(r: JudgeRequest) -> list[JudgeQuery]:
     points = [point(c) for c in r.candidates] if r.op != "compare" else []
     if r.op == "score":
         return points
-    pairs = _pairs(len(r.candidates))
+    pairs = group_pairs(len(r.candidates))
     ordered = [pair(r.candidates[i], r.candidates[j]) for i, j in pairs]
     return points + ordered + ([q.swapped() for q in ordered] if r.both_orders else [])
 
@@ -241,20 +239,6 @@ def _pair_probabilities(judgments, pairs: int, both_orders: bool) -> list[list[f
     return (average_orders(table[:pairs], table[pairs:]) if both_orders else table).tolist()
 
 
-def group_win_rates(n: int, pair_probabilities: Sequence[Sequence[float]]) -> tuple[list[float], list[float]]:
-    """Pref-GRPO's win rate of each of n samples over all pairs of its group, from each pair's first / second / tie
-    probabilities (pairs in `_pairs(n)` order): the verdict's wins (a tie counts half) over the n - 1 opponents,
-    and the expected win rate (P(win) + P(tie) / 2)."""
-    wins, expected = [0.0] * n, [0.0] * n
-    for (i, j), (first, second, tie) in zip(_pairs(n), pair_probabilities, strict=True):
-        verdict = max(range(3), key=[first, second, tie].__getitem__)
-        wins[i] += (1.0, 0.0, 0.5)[verdict]
-        wins[j] += (0.0, 1.0, 0.5)[verdict]
-        expected[i] += first + 0.5 * tie
-        expected[j] += second + 0.5 * tie
-    return [w / (n - 1) for w in wins], [e / (n - 1) for e in expected]
-
-
 def _result(r: JudgeRequest, judgments) -> dict[str, Any]:
     if r.op == "score" and r.single:
         j = judgments[0]
@@ -263,12 +247,13 @@ def _result(r: JudgeRequest, judgments) -> dict[str, Any]:
         return {"scores": [j.expected_score for j in judgments]}
     n = len(r.candidates)
     points = judgments[:n] if r.op == "group_rewards" else []
-    rows = _pair_probabilities(judgments[len(points) :], len(_pairs(n)), r.both_orders)
+    rows = _pair_probabilities(judgments[len(points) :], len(group_pairs(n)), r.both_orders)
     if r.op == "compare":
         first, second, tie = rows[0]
         return {"p_first": first + 0.5 * tie, "probabilities": dict(zip(VERDICTS, rows[0], strict=True))}
-    win_rates, expected = group_win_rates(n, rows)
-    return {"scores": [j.expected_score for j in points], "win_rates": win_rates, "expected_win_rates": expected}
+    table = torch.tensor(rows)
+    rates, expected = win_rates(n, table, table.sum(-1) > 0)  # a pair without a reading counts as a tie
+    return {"scores": [j.expected_score for j in points], "win_rates": rates, "expected_win_rates": expected}
 
 
 def answer(judge: JudgeReadings, requests: Sequence[JudgeRequest]) -> list[dict[str, Any]]:
