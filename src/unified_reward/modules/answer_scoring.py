@@ -43,6 +43,11 @@ class AnswerScoring(nn.Module):
         self.rows = CollectedRows(width=2 * len(ANSWER_METRICS))  # after, then before
         self._before: tuple[AdapterReference | FrozenCopyReference | None] | None = None
 
+    @classmethod
+    def when_given(cls, processor, evaluator, **options) -> AnswerScoring | None:
+        """An `AnswerScoring` where there is an evaluator; None (nothing scored) where there is none."""
+        return cls(processor, evaluator, **options) if evaluator is not None else None
+
     def answers(self, model: nn.Module, records: list[PreferenceRecord], samples: int = 0) -> list[str]:
         """Each record's greedy answer, or (`samples` > 0) that many sampled at `temperature`."""
         encoded = [encode_policy_prompt(self.processor, r) for r in records]

@@ -105,17 +105,13 @@ class VLMDPOModule(L.LightningModule):
             attention_mask_for(self.model, torch.ones(1, 1, 1, 1, dtype=torch.bool))  # fail now, not at step 1
         self.reference = build_reference(reference, self.model) if self.uses_reference else None
         self.collate = PolicyPairCollator(processor, layout=layout, max_length=max_length, pack_tokens=pack_tokens)
-        self.answer_scoring = (
-            AnswerScoring(
-                processor,
-                evaluator,
-                max_new_tokens=generate_max_new_tokens,
-                batch_size=generate_batch_size,
-                samples=eval_samples,
-                temperature=eval_temperature,
-            )
-            if evaluator is not None
-            else None
+        self.answer_scoring = AnswerScoring.when_given(
+            processor,
+            evaluator,
+            max_new_tokens=generate_max_new_tokens,
+            batch_size=generate_batch_size,
+            samples=eval_samples,
+            temperature=eval_temperature,
         )
         self._sharded = False
         self._rope: tuple[nn.Module | None] | None = None

@@ -160,17 +160,13 @@ class VLMGRPOModule(L.LightningModule):
             reward_judge(judge), reward=reward, orders=orders, invalid=invalid, seed=sampling_seed
         )
         self.evaluator = evaluator
-        self.answer_scoring = (
-            AnswerScoring(
-                processor,
-                evaluator,
-                max_new_tokens=max_new_tokens,
-                batch_size=generate_batch_size,
-                samples=eval_samples,
-                temperature=eval_temperature,
-            )
-            if evaluator is not None
-            else None
+        self.answer_scoring = AnswerScoring.when_given(
+            processor,
+            evaluator,
+            max_new_tokens=max_new_tokens,
+            batch_size=generate_batch_size,
+            samples=eval_samples,
+            temperature=eval_temperature,
         )
         self.collate = prompt_records
         self.judge_calls_total = 0
