@@ -21,10 +21,18 @@ from PIL import Image
 from serving_support import image
 from unified_reward.encoding.chat import encode_chat
 from unified_reward.judging.generative import Judge
+from unified_reward.judging.group_rewards import GroupRewards
 from unified_reward.judging.text_generation import generate_texts
 from unified_reward.models.builders import build_vlm
 from unified_reward.models.processor import build_processor
-from unified_reward.serving.client import JudgeClient, ServerError, diffusion_group_rewards, media_data_url, trl_reward
+from unified_reward.serving.client import (
+    JudgeClient,
+    ServedJudge,
+    ServerError,
+    diffusion_group_rewards,
+    media_data_url,
+    trl_reward,
+)
 from unified_reward.serving.process import ServerProcess
 from unified_reward.serving.requests import Limits, answer, parse_request
 from unified_reward.synthetic.vocabulary import world_vocabulary
@@ -360,6 +368,17 @@ def test_rewards_for_trl_grpo_and_a_diffusion_grpo_loop(server, reference):
     assert close(edited, expected(reference, edit)["win_rates"])
     with pytest.raises(ValueError, match="use diffusion_group_rewards"):  # TRL's completions are texts
         trl_reward(client, task="image_editing")
+
+
+def test_a_grpo_loop_rewarded_by_url_gets_what_the_judge_in_process_gives(server, reference):
+    served = ServedJudge(JudgeClient(server.url, token=TOKEN))
+    groups = [["red", "blue", "two circles"]]
+    args = ("image_understanding", ["What colour is the circle?"], [image(7)], groups)
+    for reward in ("score", "win_rate"):
+        remote = GroupRewards(served, reward=reward)(*args)
+        local = GroupRewards(reference, reward=reward)(*args)
+        assert torch.allclose(remote.rewards, local.rewards, atol=1e-4), reward
+        assert remote.metrics()["judge/calls"] == local.metrics()["judge/calls"]
 
 
 def test_the_server_restarts_cleanly_on_its_port(server, reference, tmp_path):
