@@ -6,9 +6,9 @@ Offline rows come from experiments/pipeline/bracket.sh's `pipeline.json` (<offli
 online rows from experiments/grpo/compare.sh's runs (<grpo>/seed*/<judge>-<reward>/metrics.json and their TensorBoard
 scalars). Scores are the oracle's on the 200 held-out questions (the fraction of an answer stated right), before
 and after; mean ± sample std over seeds. `comparison.png`: the sampled-answer gain per judge and method.
-`training.png`: over training (x: judge calls), the oracle's score of the policy's sampled training answers and how
-often the judge's reward orders two answers of a group as the oracle does (concordance): a judge reward that the
-policy satisfies while the oracle's score stays put is reward hacking.
+`training.png`: over training (x: judge calls), the oracle's score of the policy's sampled training answers, the
+judge's own score of them (score rewards), and how often the judge's reward orders two answers of a group as the
+oracle does (concordance): a judge reward that climbs while the oracle's score does not is reward hacking.
 """
 
 from __future__ import annotations
@@ -107,13 +107,21 @@ def scalars(run: Path, tags: tuple[str, ...]) -> dict[str, list[tuple[int, float
 
 
 def training_plot(rows: dict[tuple[str, str], list[dict]], path: Path) -> None:
+    """Over training (x: judge calls), per GRPO run: the oracle's score of the sampled answers, the judge's own
+    reward of them (score runs: the 1-5 mean rescaled to 0-1; a win rate's mean is 1/2 by construction), and the
+    judge-oracle concordance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tags = ("train/judge_calls_total", "train/oracle_reward", "train/judge_oracle_concordance")
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    tags = ("train/judge_calls_total", "train/oracle_reward", "train/reward/mean", "train/judge_oracle_concordance")
+    titles = (
+        "oracle's score of the sampled training answers",
+        "judge's score of them (score runs, 1-5 -> 0-1)",
+        "judge orders two answers as the oracle (concordance)",
+    )
+    figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     colours = {"random": "tab:grey", "joint": "tab:blue", "oracle": "tab:green"}
     styles = {"GRPO win_rate": "-", "GRPO score": "--"}
     for (judge, method), runs in sorted(rows.items()):
@@ -123,11 +131,15 @@ def training_plot(rows: dict[tuple[str, str], list[dict]], path: Path) -> None:
             series = scalars(run["run"], tags)
             calls = dict(series["train/judge_calls_total"])
             for axis, tag in zip(axes, tags[1:], strict=True):
+                if tag == "train/reward/mean" and method != "GRPO score":
+                    continue
                 points = [(calls[s], v) for s, v in series[tag] if s in calls]
                 if not points:
                     continue
                 x, y = np.array(points).T
-                smooth = np.convolve(y, np.ones(5) / 5, mode="valid") if len(y) >= 5 else y
+                if tag == "train/reward/mean":
+                    y = (y - 1) / 4
+                smooth = np.convolve(y, np.ones(3) / 3, mode="valid") if len(y) >= 3 else y
                 label = f"{judge}, {method.removeprefix('GRPO ')}" if n == 0 else None
                 axis.plot(
                     x[len(x) - len(smooth) :],
@@ -138,9 +150,8 @@ def training_plot(rows: dict[tuple[str, str], list[dict]], path: Path) -> None:
                     label=label,
                     linewidth=1,
                 )
-    axes[0].set_title("oracle's score of the sampled training answers")
-    axes[1].set_title("judge reward orders answers as the oracle (concordance)")
-    for axis in axes:
+    for axis, title in zip(axes, titles, strict=True):
+        axis.set_title(title, fontsize=9)
         axis.set_xlabel("judge calls")
     axes[0].legend(fontsize=7)
     figure.tight_layout()
