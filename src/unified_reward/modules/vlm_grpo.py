@@ -251,9 +251,8 @@ class VLMGRPOModule(L.LightningModule):
         metrics = {f"train/{k}": v for k, v in (output.metrics() | reading.metrics()).items()}
         metrics["train/judge_calls_total"] = float(self.judge_calls_total)
         metrics["train/answer_tokens"] = inputs["target_mask"].sum(-1).mean()
-        metrics["train/truncated"] = (
-            torch.tensor([len(a) == hp.max_new_tokens for g in groups for a in g]).float().mean()
-        )
+        eos = self.processor.tokenizer.eos_token_id
+        metrics["train/truncated"] = torch.tensor([a[-1] != eos for g in groups for a in g]).float().mean()
         if self.evaluator is not None:
             metrics |= self._oracle_metrics(records, texts, reading.rewards)
         self.log("train/loss", output.loss, prog_bar=True, batch_size=len(records))
