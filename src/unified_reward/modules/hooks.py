@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from unified_reward.modules.optimization import configure_optimization
-from unified_reward.strategies import full_state_dict_if_sharded
+from unified_reward.modules.reference import FrozenCopyReference
+from unified_reward.strategies import full_state_dict_if_sharded, shard_for_strategy
 
 
 def move_tensors(batch: Any, device: torch.device) -> Any:
@@ -38,3 +39,12 @@ def export_gathered(module, model: nn.Module, write: Callable[[dict[str, Any] | 
     state = full_state_dict_if_sharded(module.trainer, model)
     if module.trainer.is_global_zero:
         write(state)
+
+
+def shard_with_reference(module, model: nn.Module, reference) -> bool:
+    """`configure_model` of a policy with a reference: `model` sharded for the trainer's strategy and, when it was,
+    a frozen reference copy (`reference.copy`) alike; whether it was sharded."""
+    sharded = shard_for_strategy(module.trainer, model, module.device_mesh)
+    if sharded and isinstance(reference, FrozenCopyReference):
+        shard_for_strategy(module.trainer, reference.copy, module.device_mesh)
+    return sharded

@@ -38,7 +38,7 @@ from unified_reward.losses.vlm_dpo import check_loss, completion_logps, preferen
 from unified_reward.models.export import save_vlm
 from unified_reward.models.processor import VLMProcessor
 from unified_reward.modules.answer_scoring import AnswerScoring
-from unified_reward.modules.hooks import export_gathered, move_tensors, optimization
+from unified_reward.modules.hooks import export_gathered, move_tensors, optimization, shard_with_reference
 from unified_reward.modules.optimization import (
     OptimizerFactory,
     SchedulerFactory,
@@ -48,13 +48,11 @@ from unified_reward.modules.optimization import (
 )
 from unified_reward.modules.reference import (
     REFERENCES,
-    FrozenCopyReference,
     PrecomputedReference,
     build_reference,
     stored_or_computed,
     upgrade_copy_keys,
 )
-from unified_reward.strategies import shard_for_strategy
 
 log = logging.getLogger(__name__)
 REFERENCE_SPLITS = ("train", "val", "test")  # the splits whose pairs get precomputed reference log-probs
@@ -145,9 +143,7 @@ class VLMDPOModule(L.LightningModule):
 
     def configure_model(self) -> None:
         if not self._sharded:
-            self._sharded = shard_for_strategy(self.trainer, self.model, self.device_mesh)
-            if self._sharded and isinstance(self.reference, FrozenCopyReference):
-                shard_for_strategy(self.trainer, self.reference.copy, self.device_mesh)
+            self._sharded = shard_with_reference(self, self.model, self.reference)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return move_tensors(batch, device)

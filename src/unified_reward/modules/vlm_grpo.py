@@ -49,7 +49,7 @@ from unified_reward.losses.grpo import LOSS_TYPES, group_advantages, grpo_loss, 
 from unified_reward.models.export import save_vlm
 from unified_reward.models.processor import VLMProcessor
 from unified_reward.modules.answer_scoring import AnswerScoring
-from unified_reward.modules.hooks import export_gathered, move_tensors, optimization
+from unified_reward.modules.hooks import export_gathered, move_tensors, optimization, shard_with_reference
 from unified_reward.modules.optimization import (
     OptimizerFactory,
     SchedulerFactory,
@@ -57,8 +57,7 @@ from unified_reward.modules.optimization import (
     vision_scaled_groups,
     warmup_cosine,
 )
-from unified_reward.modules.reference import FrozenCopyReference, build_reference
-from unified_reward.strategies import shard_for_strategy
+from unified_reward.modules.reference import build_reference
 
 log = logging.getLogger(__name__)
 GRPO_REFERENCES = ("adapter", "copy")
@@ -175,10 +174,10 @@ class VLMGRPOModule(L.LightningModule):
 
     # ---- one step: sample, reward, learn ---------------------------------------------------------------
 
-    def sample_groups(self, records: list[PreferenceRecord]) -> list[list[list[int]]]:
-        """G answers per record from the current policy, as token ids with the end token where it was emitted."""
+    def sample_groups(self, encoded: list) -> list[list[list[int]]]:
+        """G answers per encoded prompt (`encode_policy_prompt`) from the current policy, as token ids with the end
+        token where it was emitted."""
         hp = self.hparams
-        encoded = [encode_policy_prompt(self.processor, r) for r in records]
         was_training = self.model.training
         self.model.eval()
         with seeded_sampling(hp.sampling_seed, self.global_step, self.device):
@@ -196,7 +195,7 @@ class VLMGRPOModule(L.LightningModule):
         self.model.train(was_training)
         eos = self.processor.tokenizer.eos_token_id
         answers = [a + [eos] if len(a) < hp.max_new_tokens else a for a in ids]  # ended, or cut at the budget
-        return [answers[i * hp.group_size : (i + 1) * hp.group_size] for i in range(len(records))]
+        return [answers[i * hp.group_size : (i + 1) * hp.group_size] for i in range(len(encoded))]
 
     def judge_groups(self, records: list[PreferenceRecord], texts: list[list[str]]) -> GroupRewardReading:
         tasks = {r.task for r in records}
@@ -220,7 +219,8 @@ class VLMGRPOModule(L.LightningModule):
             return None
         hp = self.hparams
         records = batch["records"]
-        groups = self.sample_groups(records)
+        encoded = [encode_policy_prompt(self.processor, r) for r in records]  # for sampling and for the loss
+        groups = self.sample_groups(encoded)
         decode = self.processor.tokenizer.batch_decode
         texts = [decode(g, skip_special_tokens=True) for g in groups]
         reading = self.judge_groups(records, texts)
@@ -228,7 +228,6 @@ class VLMGRPOModule(L.LightningModule):
         kept = torch.isfinite(rewards)
         advantages = group_advantages(rewards, kept, scale=hp.scale_rewards)
 
-        encoded = [encode_policy_prompt(self.processor, r) for r in records]
         inputs = move_tensors(encode_answer_groups(self.processor, encoded, groups), self.device)
         logps = self.answer_logps(self.model, inputs).flatten(0, 1)
         mask = (inputs["target_mask"] * kept[:, :, None]).flatten(0, 1)
@@ -288,9 +287,7 @@ class VLMGRPOModule(L.LightningModule):
 
     def configure_model(self) -> None:
         if not self._sharded:
-            self._sharded = shard_for_strategy(self.trainer, self.model, self.device_mesh)
-            if self._sharded and isinstance(self.reference, FrozenCopyReference):
-                shard_for_strategy(self.trainer, self.reference.copy, self.device_mesh)
+            self._sharded = shard_with_reference(self, self.model, self.reference)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return move_tensors(batch, device)
